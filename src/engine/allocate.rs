@@ -1,0 +1,256 @@
+//! Importing an order and deciding where it ships from.
+
+use crate::error::{Error, Result};
+use crate::ledger::Locked;
+use crate::model::{
+    Acknowledgement, Allocation, Channel, ExceptionLine, FcId, MarketplaceStatus, Merchant, Order,
+    OrderRequest, OrderStatus, SkuKey, Timestamp,
+};
+use crate::order_book::Inserted;
+use crate::policy::{self, Rules, StockMatrix};
+
+use super::Engine;
+
+/// Why an order is being decided: a first import runs the marketplace and
+/// hold rules; a release from hold only re-checks that its SKUs are known.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Occasion {
+    Import,
+    Release,
+}
+
+impl Engine {
+    /// Import one order and allocate it (SPEC §4). Re-sending an identical
+    /// order returns its stored state and reserves nothing more.
+    pub fn allocate(&self, request: OrderRequest, now: Timestamp) -> Result<Order> {
+        if request.channel == Channel::Marketplace
+            && request.marketplace_status == MarketplaceStatus::Created
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "marketplace order {} is still CREATED (fraud check pending); send it once it is READY",
+                request.order_id
+            )));
+        }
+        let merchant = self.merchant(&request.merchant_id);
+        match self.shared.orders.insert_locked(Order::imported(request.clone(), now)) {
+            Inserted::New(mut order) => {
+                self.decide(&mut order, &merchant, Occasion::Import);
+                Ok(order.clone())
+            }
+            Inserted::Existing(existing) => {
+                let existing = existing.lock();
+                if existing.request == request {
+                    Ok(existing.clone())
+                } else {
+                    Err(Error::AlreadyExists(format!(
+                        "order {} of merchant {} exists with different contents",
+                        request.order_id, request.merchant_id
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Import many orders; each succeeds or fails on its own.
+    pub fn allocate_batch(
+        &self,
+        requests: impl IntoIterator<Item = OrderRequest>,
+        now: Timestamp,
+    ) -> Vec<Result<Order>> {
+        requests
+            .into_iter()
+            .map(|request| self.allocate(request, now))
+            .collect()
+    }
+
+    /// Decide an order that holds no reservations: hold it, refuse it, or
+    /// allocate it. Its ledger stripes are locked for the whole decision.
+    pub(super) fn decide(&self, order: &mut Order, merchant: &Merchant, occasion: Occasion) {
+        debug_assert!(order.allocations.is_empty());
+        let keys = sku_keys(&order.request);
+        let mut locked = self.shared.ledger.lock(&keys);
+        order.version += 1;
+        order.exceptions.clear();
+        order.hold_reason = None;
+
+        let unknown = keys.iter().find(|key| locked.get(key).is_none());
+        if occasion == Occasion::Import && auto_acknowledged(&order.request, merchant) {
+            order.acknowledgement = acknowledge(&order.request, merchant, &keys, &locked, unknown);
+            match order.acknowledgement {
+                Acknowledgement::CancelledUnknownSku | Acknowledgement::CancelledNoInventory => {
+                    order.status = OrderStatus::Cancelled;
+                    return;
+                }
+                Acknowledgement::RejectedNoInventory => {
+                    order.status = OrderStatus::Rejected;
+                    return;
+                }
+                Acknowledgement::Acknowledged | Acknowledgement::None => {}
+            }
+        }
+        if occasion == Occasion::Import {
+            if let Some(reason) = &order.request.hold_reason {
+                order.status = OrderStatus::OnHold;
+                order.hold_reason = Some(reason.clone());
+                return;
+            }
+        }
+        if let Some(key) = unknown {
+            order.status = OrderStatus::OnHold;
+            order.hold_reason = Some(format!("unknown SKU {}", key.sku));
+            return;
+        }
+        let partial = order
+            .request
+            .partial_shipments
+            .unwrap_or(merchant.partial_shipments);
+        let rules = Rules::ordinary(partial, order.request.assigned_fc.is_some());
+        allocate_locked(&mut locked, merchant, order, &keys, rules);
+    }
+}
+
+/// The ledger keys of an order's lines, in line order.
+pub(super) fn sku_keys(request: &OrderRequest) -> Vec<SkuKey> {
+    request
+        .lines
+        .iter()
+        .map(|line| SkuKey::new(&request.merchant_id, &line.sku))
+        .collect()
+}
+
+fn auto_acknowledged(request: &OrderRequest, merchant: &Merchant) -> bool {
+    request.channel == Channel::Marketplace && merchant.auto_acknowledge
+}
+
+/// The marketplace acknowledgement rules (SPEC §7), in the order they apply.
+fn acknowledge(
+    request: &OrderRequest,
+    merchant: &Merchant,
+    keys: &[SkuKey],
+    locked: &Locked<'_>,
+    unknown: Option<&SkuKey>,
+) -> Acknowledgement {
+    if unknown.is_some() {
+        return Acknowledgement::CancelledUnknownSku;
+    }
+    if merchant.accept_regardless_of_inventory {
+        return Acknowledgement::Acknowledged;
+    }
+    let out_of_stock_for_good = keys.iter().any(|key| {
+        locked.get(key).is_some_and(|record| {
+            let (on_hand, reserved) = record.totals();
+            on_hand == reserved && !record.info.replenishable
+        })
+    });
+    match (out_of_stock_for_good, request.lines.len()) {
+        (false, _) => Acknowledgement::Acknowledged,
+        (true, 1) => Acknowledgement::CancelledNoInventory,
+        (true, _) => Acknowledgement::RejectedNoInventory,
+    }
+}
+
+/// Run the policy over the locked stock and apply its plan: reserve the
+/// picked units, record the shortfalls, set the status. The order must hold
+/// no reservations, and every key's stripe must be locked.
+pub(super) fn allocate_locked(
+    locked: &mut Locked<'_>,
+    merchant: &Merchant,
+    order: &mut Order,
+    keys: &[SkuKey],
+    rules: Rules,
+) {
+    let fcs = candidate_fcs(locked, merchant, &order.request, keys);
+    let needs = order
+        .request
+        .lines
+        .iter()
+        .map(|line| u64::from(line.quantity))
+        .collect();
+    let mut matrix = StockMatrix::new(needs, fcs.len());
+    for (line, key) in keys.iter().enumerate() {
+        if let Some(record) = locked.get(key) {
+            for (index, fc) in fcs.iter().enumerate() {
+                matrix.set_available(line, index, record.available_at(fc));
+            }
+        }
+    }
+    let plan = policy::decide(&matrix, rules);
+
+    order.allocations.clear();
+    for pick in &plan.picks {
+        let fc = &fcs[pick.fc];
+        let key = &keys[pick.line];
+        match locked.get_mut(key) {
+            Some(record) => record.reserve(fc, pick.quantity),
+            None => unreachable!("the policy picked stock of a SKU with no record"),
+        }
+        order.allocations.push(Allocation {
+            fc: fc.clone(),
+            sku: key.sku.clone(),
+            // A pick never exceeds its line's quantity, which is a u32.
+            quantity: pick.quantity as u32,
+        });
+    }
+    order.exceptions = plan
+        .shortfalls
+        .iter()
+        .map(|shortfall| ExceptionLine {
+            sku: keys[shortfall.line].sku.clone(),
+            quantity: shortfall.quantity as u32,
+            reason: shortfall.reason,
+        })
+        .collect();
+    order.status = match (plan.picks.is_empty(), plan.shortfalls.is_empty()) {
+        (_, true) => OrderStatus::Processing,
+        (true, false) => OrderStatus::Exception,
+        (false, false) => OrderStatus::PartiallyAllocated,
+    };
+}
+
+/// The FCs worth looking at, most preferred first: the assigned FC alone, or
+/// every FC with available units of any line, ranked by the merchant's
+/// priority list and then by FC id.
+fn candidate_fcs(
+    locked: &Locked<'_>,
+    merchant: &Merchant,
+    request: &OrderRequest,
+    keys: &[SkuKey],
+) -> Vec<FcId> {
+    if let Some(assigned) = &request.assigned_fc {
+        return vec![assigned.clone()];
+    }
+    let mut fcs: Vec<FcId> = Vec::new();
+    for key in keys {
+        if let Some(record) = locked.get(key) {
+            for row in record.fcs.iter().filter(|row| row.available() > 0) {
+                if !fcs.contains(&row.fc) {
+                    fcs.push(row.fc.clone());
+                }
+            }
+        }
+    }
+    fcs.sort_by(|a, b| {
+        merchant
+            .fc_rank(a)
+            .cmp(&merchant.fc_rank(b))
+            .then_with(|| a.cmp(b))
+    });
+    fcs
+}
+
+impl Order {
+    /// A freshly imported order, before its first decision.
+    pub(super) fn imported(request: OrderRequest, now: Timestamp) -> Self {
+        Self {
+            request,
+            status: OrderStatus::Exception,
+            allocations: Vec::new(),
+            exceptions: Vec::new(),
+            acknowledgement: Acknowledgement::None,
+            picked: false,
+            hold_reason: None,
+            version: 0,
+            imported_at: now,
+        }
+    }
+}

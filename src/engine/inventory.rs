@@ -1,0 +1,335 @@
+//! The catalog and stock counts: registering SKUs, counts (`SetInventory`),
+//! receipts and losses (`AdjustInventory`), and reading stock.
+//!
+//! A count below `reserved` is the physical truth and is accepted: the
+//! newest unpicked orders holding units there give back their reservations
+//! until the count fits, and go to exception with `INVENTORY_SHORTAGE`
+//! (SPEC §3). A count below picked units is refused.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::error::{Error, Result};
+use crate::ledger::{FcStock, Locked, SkuInfo};
+use crate::model::{
+    ExceptionLine, ExceptionReason, FcId, MerchantId, OrderId, OrderStatus, Sku, SkuKey,
+};
+use crate::order_book::OrderGuard;
+
+use super::lifecycle::{allocation_keys, unreserve_locked};
+use super::Engine;
+
+/// How many times a count that must release reservations retries when new
+/// reservations keep appearing between its scan and its locks.
+const SHORTAGE_ATTEMPTS_MAX: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CountChange {
+    /// A cycle count: the absolute number of units on hand.
+    Set(u64),
+    /// A receipt (positive) or a loss (negative).
+    Adjust(i64),
+}
+
+/// One change to one (SKU, FC) of a merchant. A request never names the
+/// same (SKU, FC) twice (checked at the edge).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InventoryChange {
+    pub sku: Sku,
+    pub fc: FcId,
+    pub change: CountChange,
+}
+
+/// The stock of one SKU at every FC that has a row for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InventoryView {
+    pub merchant: MerchantId,
+    pub sku: Sku,
+    pub fcs: Vec<FcStock>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InventoryOutcome {
+    /// One view per distinct SKU of the request, in request order.
+    pub views: Vec<InventoryView>,
+    /// Orders a count sent to exception with `INVENTORY_SHORTAGE`.
+    pub shortage_orders: Vec<OrderId>,
+}
+
+/// A change whose new on-hand count is known and checked.
+struct Planned<'c> {
+    key: SkuKey,
+    change: &'c InventoryChange,
+    on_hand: u64,
+}
+
+impl Engine {
+    /// Add or replace catalog entries. Returns (newly registered, updated).
+    pub fn register_skus(
+        &self,
+        merchant: &MerchantId,
+        skus: &[(Sku, SkuInfo)],
+    ) -> (u32, u32) {
+        let keys: Vec<SkuKey> = skus.iter().map(|(sku, _)| SkuKey::new(merchant, sku)).collect();
+        let mut locked = self.shared.ledger.lock(&keys);
+        let (mut registered, mut updated) = (0, 0);
+        for (key, (_, info)) in keys.iter().zip(skus) {
+            let record = locked.entry(key);
+            if record.info.registered {
+                updated += 1;
+            } else {
+                registered += 1;
+            }
+            record.info = SkuInfo {
+                registered: true,
+                ..info.clone()
+            };
+        }
+        (registered, updated)
+    }
+
+    /// The stock of one SKU, or `NotFound` if the SKU is unknown.
+    pub fn inventory(&self, merchant: &MerchantId, sku: &Sku) -> Result<InventoryView> {
+        let key = SkuKey::new(merchant, sku);
+        let locked = self.shared.ledger.lock([&key]);
+        locked
+            .get(&key)
+            .map(|record| view(&key, record.fcs.clone()))
+            .ok_or_else(|| Error::NotFound(format!("SKU {sku} of merchant {merchant}")))
+    }
+
+    /// Apply counts and adjustments, all or nothing.
+    pub fn update_inventory(
+        &self,
+        merchant: &MerchantId,
+        changes: &[InventoryChange],
+    ) -> Result<InventoryOutcome> {
+        let keys: Vec<SkuKey> = changes
+            .iter()
+            .map(|change| SkuKey::new(merchant, &change.sku))
+            .collect();
+        // Fast path: no count goes below what is reserved.
+        {
+            let mut locked = self.shared.ledger.lock(&keys);
+            let planned = plan(&locked, &keys, changes)?;
+            if planned.iter().all(|p| p.on_hand >= reserved(&locked, p)) {
+                return Ok(apply(&mut locked, &keys, &planned, Vec::new()));
+            }
+        }
+        self.update_inventory_with_shortage(merchant, &keys, changes)
+    }
+
+    /// Slow path: some count releases reservations. Lock the orders holding
+    /// units at the short cells (ascending keys, under the pass lock), then
+    /// every stripe they and the changes touch, and release the newest
+    /// orders first until every count fits.
+    fn update_inventory_with_shortage(
+        &self,
+        merchant: &MerchantId,
+        keys: &[SkuKey],
+        changes: &[InventoryChange],
+    ) -> Result<InventoryOutcome> {
+        let _pass = self.shared.pass_lock.lock();
+        let cells: BTreeSet<(&Sku, &FcId)> = changes.iter().map(|c| (&c.sku, &c.fc)).collect();
+        for _ in 0..SHORTAGE_ATTEMPTS_MAX {
+            let mut holders = self.lock_holders(merchant, &cells);
+            let mut all_keys = keys.to_vec();
+            for holder in &holders {
+                all_keys.extend(allocation_keys(holder));
+            }
+            let mut locked = self.shared.ledger.lock(&all_keys);
+            let planned = plan(&locked, keys, changes)?;
+            let Some(released) = choose_released(&locked, &planned, &holders) else {
+                // A new order reserved at a short cell after the scan: rescan.
+                continue;
+            };
+            let mut shortage_orders = Vec::with_capacity(released.len());
+            for index in released {
+                let order = &mut holders[index];
+                let order_keys = allocation_keys(order);
+                unreserve_locked(&mut locked, order, &order_keys);
+                order.status = OrderStatus::Exception;
+                order.exceptions = order
+                    .request
+                    .lines
+                    .iter()
+                    .map(|line| ExceptionLine {
+                        sku: line.sku.clone(),
+                        quantity: line.quantity,
+                        reason: ExceptionReason::InventoryShortage,
+                    })
+                    .collect();
+                order.version += 1;
+                shortage_orders.push(order.request.order_id.clone());
+            }
+            return Ok(apply(&mut locked, keys, &planned, shortage_orders));
+        }
+        Err(Error::Contended(
+            "inventory count kept racing new reservations; retry".to_string(),
+        ))
+    }
+
+    /// Lock, in ascending key order, every unpicked order of the merchant
+    /// holding units at one of `cells`.
+    fn lock_holders(&self, merchant: &MerchantId, cells: &BTreeSet<(&Sku, &FcId)>) -> Vec<OrderGuard> {
+        let mut candidates: Vec<_> = self
+            .shared
+            .orders
+            .orders_of(Some(merchant))
+            .into_iter()
+            .filter_map(|shared| {
+                let order = shared.lock();
+                let holds = !order.picked
+                    && order
+                        .allocations
+                        .iter()
+                        .any(|a| cells.contains(&(&a.sku, &a.fc)));
+                let key = order.key();
+                drop(order);
+                holds.then_some((key, shared))
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.0.cmp(&b.0));
+        candidates
+            .into_iter()
+            .map(|(_, shared)| shared.lock_arc())
+            // Re-check under the lock: it may have changed since the scan.
+            .filter(|order| {
+                !order.picked
+                    && order
+                        .allocations
+                        .iter()
+                        .any(|a| cells.contains(&(&a.sku, &a.fc)))
+            })
+            .collect()
+    }
+}
+
+/// Work out every change's new on-hand count, refusing impossible ones.
+fn plan<'c>(
+    locked: &Locked<'_>,
+    keys: &[SkuKey],
+    changes: &'c [InventoryChange],
+) -> Result<Vec<Planned<'c>>> {
+    keys.iter()
+        .zip(changes)
+        .map(|(key, change)| {
+            let row = locked.get(key).and_then(|record| record.fc(&change.fc));
+            let (current, picked) = row.map_or((0, 0), |row| (row.on_hand, row.picked));
+            let on_hand = match change.change {
+                CountChange::Set(units) => units,
+                CountChange::Adjust(delta) => {
+                    let adjusted = i128::from(current) + i128::from(delta);
+                    u64::try_from(adjusted).map_err(|_| {
+                        Error::FailedPrecondition(format!(
+                            "adjusting SKU {} at {} by {delta} would leave {adjusted} units",
+                            change.sku, change.fc
+                        ))
+                    })?
+                }
+            };
+            if on_hand > crate::model::limits::UNITS_MAX {
+                return Err(Error::FailedPrecondition(format!(
+                    "SKU {} at {} would hold {on_hand} units, above the limit of {}",
+                    change.sku,
+                    change.fc,
+                    crate::model::limits::UNITS_MAX
+                )));
+            }
+            if on_hand < picked {
+                return Err(Error::FailedPrecondition(format!(
+                    "SKU {} at {}: count {on_hand} is below the {picked} units already picked",
+                    change.sku, change.fc
+                )));
+            }
+            Ok(Planned {
+                key: key.clone(),
+                change,
+                on_hand,
+            })
+        })
+        .collect()
+}
+
+fn reserved(locked: &Locked<'_>, planned: &Planned<'_>) -> u64 {
+    locked
+        .get(&planned.key)
+        .and_then(|record| record.fc(&planned.change.fc))
+        .map_or(0, |row| row.reserved)
+}
+
+/// Which holders (indexes into `holders`) to release, newest purchase first,
+/// so that every planned count covers what stays reserved. `None` when even
+/// releasing all of them is not enough (someone reserved after the scan).
+fn choose_released(
+    locked: &Locked<'_>,
+    planned: &[Planned<'_>],
+    holders: &[OrderGuard],
+) -> Option<Vec<usize>> {
+    let mut still_reserved: HashMap<(&Sku, &FcId), u64> = planned
+        .iter()
+        .map(|p| ((&p.change.sku, &p.change.fc), reserved(locked, p)))
+        .collect();
+    let mut newest_first: Vec<usize> = (0..holders.len()).collect();
+    newest_first.sort_by(|&a, &b| {
+        let key = |i: usize| (holders[i].request.purchase_time, &holders[i].request.order_id);
+        key(b).cmp(&key(a))
+    });
+    let mut released = Vec::new();
+    for p in planned {
+        let cell = (&p.change.sku, &p.change.fc);
+        for &index in &newest_first {
+            if still_reserved[&cell] <= p.on_hand {
+                break;
+            }
+            let holds_here = holders[index]
+                .allocations
+                .iter()
+                .any(|a| (&a.sku, &a.fc) == cell);
+            if !holds_here || released.contains(&index) {
+                continue;
+            }
+            released.push(index);
+            for a in &holders[index].allocations {
+                if let Some(units) = still_reserved.get_mut(&(&a.sku, &a.fc)) {
+                    *units -= u64::from(a.quantity);
+                }
+            }
+        }
+        if still_reserved[&cell] > p.on_hand {
+            return None;
+        }
+    }
+    Some(released)
+}
+
+fn apply(
+    locked: &mut Locked<'_>,
+    keys: &[SkuKey],
+    planned: &[Planned<'_>],
+    shortage_orders: Vec<OrderId>,
+) -> InventoryOutcome {
+    for p in planned {
+        let row = locked.entry(&p.key).fc_mut(&p.change.fc);
+        row.on_hand = p.on_hand;
+        assert!(row.reserved <= row.on_hand, "count applied below reserved");
+    }
+    let mut views: Vec<InventoryView> = Vec::new();
+    for key in keys {
+        if views.iter().all(|v| v.sku != key.sku) {
+            let fcs = locked.get(key).map(|r| r.fcs.clone()).unwrap_or_default();
+            views.push(view(key, fcs));
+        }
+    }
+    InventoryOutcome {
+        views,
+        shortage_orders,
+    }
+}
+
+fn view(key: &SkuKey, fcs: Vec<FcStock>) -> InventoryView {
+    InventoryView {
+        merchant: key.merchant.clone(),
+        sku: key.sku.clone(),
+        fcs,
+    }
+}

@@ -1,0 +1,150 @@
+//! Moving one order through its life: hold, release, cancel, pick.
+
+use crate::error::{Error, Result};
+use crate::ledger::Locked;
+use crate::model::{Order, OrderKey, OrderStatus, SkuKey};
+use crate::order_book::OrderGuard;
+
+use super::allocate::Occasion;
+use super::Engine;
+
+impl Engine {
+    /// The order's lock, or `NotFound`.
+    pub(super) fn lock_order(&self, key: &OrderKey) -> Result<OrderGuard> {
+        match self.shared.orders.get(key) {
+            Some(order) => Ok(order.lock_arc()),
+            None => Err(not_found(key)),
+        }
+    }
+
+    /// Put an order on hold, giving back everything it had reserved (the
+    /// seed's way to free stock held by a partially allocated order).
+    pub fn hold(&self, key: &OrderKey, reason: String) -> Result<Order> {
+        let mut order = self.lock_order(key)?;
+        if order.picked {
+            return Err(Error::FailedPrecondition(format!(
+                "order {} is picked; a picked order cannot be held",
+                key.order
+            )));
+        }
+        refuse_if_final(&order, "held")?;
+        if order.status == OrderStatus::OnHold && order.hold_reason.as_ref() == Some(&reason) {
+            return Ok(order.clone());
+        }
+        self.unreserve_all(&mut order);
+        order.status = OrderStatus::OnHold;
+        order.hold_reason = Some(reason);
+        order.exceptions.clear();
+        order.version += 1;
+        Ok(order.clone())
+    }
+
+    /// Take an order off hold and allocate it again, as if imported now but
+    /// keeping its purchase time.
+    pub fn release(&self, key: &OrderKey) -> Result<Order> {
+        let mut order = self.lock_order(key)?;
+        if order.status != OrderStatus::OnHold {
+            return Err(Error::FailedPrecondition(format!(
+                "order {} is {:?}, not on hold",
+                key.order, order.status
+            )));
+        }
+        let merchant = self.merchant(&key.merchant);
+        self.decide(&mut order, &merchant, Occasion::Release);
+        Ok(order.clone())
+    }
+
+    /// Cancel an order that has not shipped, giving back its reservations
+    /// (picked units too: they go back to the shelf). Cancelling twice is a
+    /// no-op.
+    pub fn cancel(&self, key: &OrderKey) -> Result<Order> {
+        let mut order = self.lock_order(key)?;
+        if order.status == OrderStatus::Cancelled {
+            return Ok(order.clone());
+        }
+        refuse_if_final(&order, "cancelled (a shipped order is refunded, not cancelled)")?;
+        self.unreserve_all(&mut order);
+        order.status = OrderStatus::Cancelled;
+        order.exceptions.clear();
+        order.hold_reason = None;
+        order.version += 1;
+        Ok(order.clone())
+    }
+
+    /// Record that the warehouse picked an order: its reservations are frozen
+    /// from now on (no FIFO pass or count may take them). Picking twice is a
+    /// no-op.
+    pub fn mark_picked(&self, key: &OrderKey) -> Result<Order> {
+        let mut order = self.lock_order(key)?;
+        if order.picked {
+            return Ok(order.clone());
+        }
+        if !matches!(
+            order.status,
+            OrderStatus::Processing | OrderStatus::PartiallyAllocated
+        ) {
+            return Err(Error::FailedPrecondition(format!(
+                "order {} is {:?}; only an allocated order can be picked",
+                key.order, order.status
+            )));
+        }
+        let keys = allocation_keys(&order);
+        let mut locked = self.shared.ledger.lock(&keys);
+        for (allocation, key) in order.allocations.iter().zip(&keys) {
+            locked.entry(key).pick(&allocation.fc, u64::from(allocation.quantity));
+        }
+        drop(locked);
+        order.picked = true;
+        order.version += 1;
+        Ok(order.clone())
+    }
+
+    /// Give back every unit the order holds. The caller holds the order's lock.
+    pub(super) fn unreserve_all(&self, order: &mut Order) {
+        if order.allocations.is_empty() {
+            return;
+        }
+        let keys = allocation_keys(order);
+        let mut locked = self.shared.ledger.lock(&keys);
+        unreserve_locked(&mut locked, order, &keys);
+    }
+}
+
+/// Give back every unit the order holds, with its stripes already locked.
+pub(super) fn unreserve_locked(locked: &mut Locked<'_>, order: &mut Order, keys: &[SkuKey]) {
+    for (allocation, key) in order.allocations.iter().zip(keys) {
+        locked.entry(key).unreserve(
+            &allocation.fc,
+            u64::from(allocation.quantity),
+            order.picked,
+        );
+    }
+    order.allocations.clear();
+    order.picked = false;
+}
+
+/// The ledger keys of an order's allocations, in allocation order.
+pub(super) fn allocation_keys(order: &Order) -> Vec<SkuKey> {
+    order
+        .allocations
+        .iter()
+        .map(|allocation| SkuKey::new(&order.request.merchant_id, &allocation.sku))
+        .collect()
+}
+
+fn refuse_if_final(order: &Order, verb: &str) -> Result<()> {
+    if order.status.is_final() {
+        return Err(Error::FailedPrecondition(format!(
+            "order {} is {:?} and cannot be {verb}",
+            order.request.order_id, order.status
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn not_found(key: &OrderKey) -> Error {
+    Error::NotFound(format!(
+        "order {} of merchant {}",
+        key.order, key.merchant
+    ))
+}

@@ -1,0 +1,280 @@
+//! The inventory ledger: `on_hand`, `reserved` and `picked` units per
+//! (merchant, SKU, FC), plus each SKU's catalog entry.
+//!
+//! The ledger is split into a power-of-two number of stripes, each behind its
+//! own mutex; a SKU lives in the stripe its key hashes to, with all its FCs.
+//! An operation that touches several SKUs locks all their stripes in
+//! ascending stripe order (`Ledger::lock`), decides, applies, and unlocks:
+//! that makes every order's reservation atomic across SKUs and FCs, and the
+//! single global lock order makes it deadlock-free.
+//!
+//! Invariant, checked on every change: `picked <= reserved <= on_hand`.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::model::{FcId, SkuKey};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Stock of one SKU at one FC.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct FcStock {
+    pub fc: FcId,
+    /// Units physically there, including reserved and picked ones not yet shipped.
+    pub on_hand: u64,
+    /// Units promised to orders.
+    pub reserved: u64,
+    /// The part of `reserved` that belongs to picked orders: frozen until
+    /// shipped or cancelled, and a count may never go below it.
+    pub picked: u64,
+}
+
+impl FcStock {
+    pub fn new(fc: FcId) -> Self {
+        Self {
+            fc,
+            on_hand: 0,
+            reserved: 0,
+            picked: 0,
+        }
+    }
+
+    pub fn available(&self) -> u64 {
+        self.on_hand - self.reserved
+    }
+
+    fn check(&self) {
+        assert!(
+            self.picked <= self.reserved && self.reserved <= self.on_hand,
+            "ledger invariant broken at FC {}: picked {} reserved {} on_hand {}",
+            self.fc,
+            self.picked,
+            self.reserved,
+            self.on_hand
+        );
+    }
+}
+
+/// Catalog facts about a SKU that allocation rules read.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct SkuInfo {
+    /// Registered through `RegisterSkus` (a SKU is also known once it has stock rows).
+    pub registered: bool,
+    /// Auto-split tags.
+    pub tags: Vec<String>,
+    /// Marketplace rule: a replenishable SKU is acknowledged even without stock.
+    pub replenishable: bool,
+}
+
+/// Everything the ledger knows about one SKU.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct SkuRecord {
+    pub info: SkuInfo,
+    /// One row per FC that ever had a count for this SKU, sorted by FC id.
+    pub fcs: Vec<FcStock>,
+}
+
+impl SkuRecord {
+    pub fn fc(&self, fc: &FcId) -> Option<&FcStock> {
+        self.fcs
+            .binary_search_by(|row| row.fc.cmp(fc))
+            .ok()
+            .map(|i| &self.fcs[i])
+    }
+
+    /// The row of `fc`, created empty if missing.
+    pub fn fc_mut(&mut self, fc: &FcId) -> &mut FcStock {
+        let i = match self.fcs.binary_search_by(|row| row.fc.cmp(fc)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.fcs.insert(i, FcStock::new(fc.clone()));
+                i
+            }
+        };
+        &mut self.fcs[i]
+    }
+
+    pub fn available_at(&self, fc: &FcId) -> u64 {
+        self.fc(fc).map_or(0, FcStock::available)
+    }
+
+    /// Promise `quantity` units at `fc` to an order. The caller has checked
+    /// availability under the same lock; a failure here is a bug.
+    pub fn reserve(&mut self, fc: &FcId, quantity: u64) {
+        let row = self.fc_mut(fc);
+        assert!(
+            row.available() >= quantity,
+            "over-reservation of {quantity} at {fc}"
+        );
+        row.reserved += quantity;
+    }
+
+    /// Give back units an order had reserved (picked ones too, when `picked`).
+    pub fn unreserve(&mut self, fc: &FcId, quantity: u64, picked: bool) {
+        let row = self.fc_mut(fc);
+        assert!(row.reserved >= quantity, "unreserving more than reserved");
+        row.reserved -= quantity;
+        if picked {
+            assert!(row.picked >= quantity, "unpicking more than picked");
+            row.picked -= quantity;
+        }
+        row.check();
+    }
+
+    /// Freeze reserved units because their order was picked.
+    pub fn pick(&mut self, fc: &FcId, quantity: u64) {
+        let row = self.fc_mut(fc);
+        row.picked += quantity;
+        row.check();
+    }
+
+    pub fn totals(&self) -> (u64, u64) {
+        self.fcs
+            .iter()
+            .fold((0, 0), |(on_hand, reserved), row| {
+                (on_hand + row.on_hand, reserved + row.reserved)
+            })
+    }
+}
+
+#[derive(Default)]
+pub struct Stripe {
+    skus: FastMap<SkuKey, SkuRecord>,
+}
+
+/// The striped ledger. Cheap to share behind an `Arc`.
+pub struct Ledger {
+    stripes: Box<[Mutex<Stripe>]>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Ledger {
+    /// `stripe_count` is rounded up to a power of two (at least 1).
+    pub fn new(stripe_count: usize) -> Self {
+        let count = stripe_count.max(1).next_power_of_two();
+        Self {
+            stripes: (0..count).map(|_| Mutex::new(Stripe::default())).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    pub fn stripe_count(&self) -> usize {
+        self.stripes.len()
+    }
+
+    pub fn stripe_of(&self, key: &SkuKey) -> usize {
+        (self.hasher.hash_one(key) as usize) & (self.stripes.len() - 1)
+    }
+
+    /// Lock the stripes of every key, in ascending stripe order.
+    pub fn lock<'a, 'k>(&'a self, keys: impl IntoIterator<Item = &'k SkuKey>) -> Locked<'a> {
+        let mut indexes: Vec<usize> = keys.into_iter().map(|key| self.stripe_of(key)).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        let guards = indexes
+            .into_iter()
+            .map(|index| (index, self.stripes[index].lock()))
+            .collect();
+        Locked {
+            ledger: self,
+            guards,
+        }
+    }
+
+    /// Visit every SKU record, one stripe at a time (each stripe is locked
+    /// only while it is visited, so allocation goes on in the others).
+    pub fn for_each(&self, mut visit: impl FnMut(&SkuKey, &SkuRecord)) {
+        for stripe in self.stripes.iter() {
+            let stripe = stripe.lock();
+            for (key, record) in &stripe.skus {
+                visit(key, record);
+            }
+        }
+    }
+}
+
+/// The stripes of a set of SKUs, locked. Dropping it unlocks them.
+pub struct Locked<'a> {
+    ledger: &'a Ledger,
+    /// Sorted by stripe index.
+    guards: Vec<(usize, MutexGuard<'a, Stripe>)>,
+}
+
+impl Locked<'_> {
+    fn stripe(&self, key: &SkuKey) -> &Stripe {
+        let index = self.ledger.stripe_of(key);
+        match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(position) => &self.guards[position].1,
+            Err(_) => panic!("SKU {key:?} read without its stripe locked"),
+        }
+    }
+
+    fn stripe_mut(&mut self, key: &SkuKey) -> &mut Stripe {
+        let index = self.ledger.stripe_of(key);
+        match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(position) => &mut self.guards[position].1,
+            Err(_) => panic!("SKU {key:?} written without its stripe locked"),
+        }
+    }
+
+    pub fn get(&self, key: &SkuKey) -> Option<&SkuRecord> {
+        self.stripe(key).skus.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: &SkuKey) -> Option<&mut SkuRecord> {
+        self.stripe_mut(key).skus.get_mut(key)
+    }
+
+    /// The record of `key`, created empty (unknown, no stock) if missing.
+    pub fn entry(&mut self, key: &SkuKey) -> &mut SkuRecord {
+        self.stripe_mut(key).skus.entry(key.clone()).or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MerchantId, Sku};
+
+    fn key(sku: &str) -> SkuKey {
+        SkuKey::new(&MerchantId::new("m"), &Sku::new(sku))
+    }
+
+    #[test]
+    fn stripe_count_is_a_power_of_two() {
+        assert_eq!(Ledger::new(0).stripe_count(), 1);
+        assert_eq!(Ledger::new(5).stripe_count(), 8);
+        assert_eq!(Ledger::new(64).stripe_count(), 64);
+    }
+
+    #[test]
+    fn locking_the_same_stripe_twice_is_deduplicated() {
+        let ledger = Ledger::new(1);
+        let (a, b) = (key("a"), key("b"));
+        let mut locked = ledger.lock([&a, &b, &a]);
+        locked.entry(&a).fc_mut(&FcId::new("fc")).on_hand = 3;
+        locked.entry(&b).reserve(&FcId::new("fc"), 0);
+        assert_eq!(locked.get(&a).unwrap().available_at(&FcId::new("fc")), 3);
+    }
+
+    #[test]
+    fn fc_rows_stay_sorted_by_fc_id() {
+        let mut record = SkuRecord::default();
+        for fc in ["c", "a", "b"] {
+            record.fc_mut(&FcId::new(fc)).on_hand = 1;
+        }
+        let ids: Vec<&str> = record.fcs.iter().map(|row| row.fc.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "over-reservation")]
+    fn reserving_more_than_available_is_a_bug() {
+        let mut record = SkuRecord::default();
+        record.fc_mut(&FcId::new("fc")).on_hand = 1;
+        record.reserve(&FcId::new("fc"), 2);
+    }
+}

@@ -1,0 +1,41 @@
+//! Domain types: what the core reasons about. Built only from validated input
+//! (see `grpc::convert`), so nothing here re-checks lengths or ranges.
+
+mod ids;
+mod merchant;
+mod order;
+mod time;
+
+pub use ids::{FcId, MerchantId, OrderId, OrderKey, Sku, SkuKey};
+pub use merchant::{FifoStrategy, Merchant};
+pub use order::{
+    Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, MarketplaceStatus,
+    Order, OrderLine, OrderRequest, OrderStatus,
+};
+pub use time::Timestamp;
+
+/// Limits on what one request may carry. Each one bounds memory or work per
+/// request; they are part of the public contract (SPEC §8) and documented in
+/// the README.
+pub mod limits {
+    /// Longest id (merchant, order, SKU, FC, tag, tracking number), in bytes.
+    pub const ID_BYTES_MAX: usize = 128;
+    /// Largest quantity on one order line.
+    pub const LINE_QUANTITY_MAX: u32 = 1_000_000;
+    /// Most lines on one order.
+    pub const ORDER_LINES_MAX: usize = 1_000;
+    /// Most orders in one `AllocateBatch`.
+    pub const BATCH_ORDERS_MAX: usize = 10_000;
+    /// Most entries (SKUs, levels, deltas) in one catalog or inventory request.
+    pub const INVENTORY_ENTRIES_MAX: usize = 10_000;
+    /// Largest on-hand count and largest absolute adjustment; keeps every sum
+    /// of units far from `u64` overflow.
+    pub const UNITS_MAX: u64 = 1_000_000_000_000;
+    /// Most tags on one SKU, FCs in one priority list, split tags of one merchant.
+    pub const LIST_ENTRIES_MAX: usize = 1_000;
+    /// Longest free-text field (hold reason, carrier), in bytes.
+    pub const TEXT_BYTES_MAX: usize = 1_024;
+    /// Largest `ListOrders` page, and the page size when none is given.
+    pub const PAGE_SIZE_MAX: usize = 1_000;
+    pub const PAGE_SIZE_DEFAULT: usize = 100;
+}

@@ -1,0 +1,70 @@
+//! The order book: every order, keyed by (merchant, order id).
+//!
+//! Each order sits behind its own mutex. Lock order, everywhere: order
+//! mutexes first (a single one, or many in ascending key order while holding
+//! the engine's pass lock), then ledger stripes. An operation on one order
+//! therefore never waits for another order while holding a stripe.
+
+use std::sync::Arc;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+
+use crate::model::{MerchantId, Order, OrderKey};
+
+pub type SharedOrder = Arc<Mutex<Order>>;
+
+/// An order's lock held by value, so it can outlive the map lookup.
+pub type OrderGuard = parking_lot::ArcMutexGuard<parking_lot::RawMutex, Order>;
+
+#[derive(Default)]
+pub struct OrderBook {
+    orders: DashMap<OrderKey, SharedOrder, foldhash::fast::RandomState>,
+}
+
+/// What `OrderBook::insert_locked` found.
+pub enum Inserted {
+    /// The order is new; its lock is held by the caller until it is decided.
+    New(OrderGuard),
+    /// An order with this key already exists.
+    Existing(SharedOrder),
+}
+
+impl OrderBook {
+    pub fn get(&self, key: &OrderKey) -> Option<SharedOrder> {
+        self.orders.get(key).map(|entry| Arc::clone(entry.value()))
+    }
+
+    /// Insert `order` unless its key exists, returning it already locked, so
+    /// nobody can observe it before its first decision is applied.
+    pub fn insert_locked(&self, order: Order) -> Inserted {
+        match self.orders.entry(order.key()) {
+            Entry::Occupied(existing) => Inserted::Existing(Arc::clone(existing.get())),
+            Entry::Vacant(vacant) => {
+                let shared = Arc::new(Mutex::new(order));
+                let guard = shared.lock_arc();
+                vacant.insert(shared);
+                Inserted::New(guard)
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty()
+    }
+
+    /// Every order of one merchant (all merchants when `None`). A full scan:
+    /// used by listing and by passes, never on the allocation path.
+    pub fn orders_of(&self, merchant: Option<&MerchantId>) -> Vec<SharedOrder> {
+        self.orders
+            .iter()
+            .filter(|entry| merchant.is_none_or(|m| &entry.key().merchant == m))
+            .map(|entry| Arc::clone(entry.value()))
+            .collect()
+    }
+}
