@@ -132,11 +132,9 @@ impl SkuRecord {
     }
 
     pub fn totals(&self) -> (u64, u64) {
-        self.fcs
-            .iter()
-            .fold((0, 0), |(on_hand, reserved), row| {
-                (on_hand + row.on_hand, reserved + row.reserved)
-            })
+        self.fcs.iter().fold((0, 0), |(on_hand, reserved), row| {
+            (on_hand + row.on_hand, reserved + row.reserved)
+        })
     }
 }
 

@@ -369,7 +369,10 @@ mod tests {
     fn network_short_with_partial_on_takes_what_is_there() {
         let m = matrix(&[5, 2], &[&[1, 2], &[0, 2]]);
         let plan = decide(&m, PARTIAL);
-        assert_eq!(plan.picks, vec![pick(0, 0, 1), pick(0, 1, 2), pick(1, 1, 2)]);
+        assert_eq!(
+            plan.picks,
+            vec![pick(0, 0, 1), pick(0, 1, 2), pick(1, 1, 2)]
+        );
         assert_eq!(
             plan.shortfalls,
             vec![short(0, 2, InsufficientNetworkInventory)]

@@ -32,7 +32,11 @@ impl Engine {
             )));
         }
         let merchant = self.merchant(&request.merchant_id);
-        match self.shared.orders.insert_locked(Order::imported(request.clone(), now)) {
+        match self
+            .shared
+            .orders
+            .insert_locked(Order::imported(request.clone(), now))
+        {
             Inserted::New(mut order) => {
                 self.decide(&mut order, &merchant, Occasion::Import);
                 Ok(order.clone())

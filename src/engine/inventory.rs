@@ -64,12 +64,11 @@ struct Planned<'c> {
 
 impl Engine {
     /// Add or replace catalog entries. Returns (newly registered, updated).
-    pub fn register_skus(
-        &self,
-        merchant: &MerchantId,
-        skus: &[(Sku, SkuInfo)],
-    ) -> (u32, u32) {
-        let keys: Vec<SkuKey> = skus.iter().map(|(sku, _)| SkuKey::new(merchant, sku)).collect();
+    pub fn register_skus(&self, merchant: &MerchantId, skus: &[(Sku, SkuInfo)]) -> (u32, u32) {
+        let keys: Vec<SkuKey> = skus
+            .iter()
+            .map(|(sku, _)| SkuKey::new(merchant, sku))
+            .collect();
         let mut locked = self.shared.ledger.lock(&keys);
         let (mut registered, mut updated) = (0, 0);
         for (key, (_, info)) in keys.iter().zip(skus) {
@@ -170,7 +169,11 @@ impl Engine {
 
     /// Lock, in ascending key order, every unpicked order of the merchant
     /// holding units at one of `cells`.
-    fn lock_holders(&self, merchant: &MerchantId, cells: &BTreeSet<(&Sku, &FcId)>) -> Vec<OrderGuard> {
+    fn lock_holders(
+        &self,
+        merchant: &MerchantId,
+        cells: &BTreeSet<(&Sku, &FcId)>,
+    ) -> Vec<OrderGuard> {
         let mut candidates: Vec<_> = self
             .shared
             .orders
@@ -271,7 +274,12 @@ fn choose_released(
         .collect();
     let mut newest_first: Vec<usize> = (0..holders.len()).collect();
     newest_first.sort_by(|&a, &b| {
-        let key = |i: usize| (holders[i].request.purchase_time, &holders[i].request.order_id);
+        let key = |i: usize| {
+            (
+                holders[i].request.purchase_time,
+                &holders[i].request.order_id,
+            )
+        };
         key(b).cmp(&key(a))
     });
     let mut released = Vec::new();

@@ -62,7 +62,10 @@ impl Engine {
         if order.status == OrderStatus::Cancelled {
             return Ok(order.clone());
         }
-        refuse_if_final(&order, "cancelled (a shipped order is refunded, not cancelled)")?;
+        refuse_if_final(
+            &order,
+            "cancelled (a shipped order is refunded, not cancelled)",
+        )?;
         self.unreserve_all(&mut order);
         order.status = OrderStatus::Cancelled;
         order.exceptions.clear();
@@ -91,7 +94,9 @@ impl Engine {
         let keys = allocation_keys(&order);
         let mut locked = self.shared.ledger.lock(&keys);
         for (allocation, key) in order.allocations.iter().zip(&keys) {
-            locked.entry(key).pick(&allocation.fc, u64::from(allocation.quantity));
+            locked
+                .entry(key)
+                .pick(&allocation.fc, u64::from(allocation.quantity));
         }
         drop(locked);
         order.picked = true;
@@ -113,11 +118,9 @@ impl Engine {
 /// Give back every unit the order holds, with its stripes already locked.
 pub(super) fn unreserve_locked(locked: &mut Locked<'_>, order: &mut Order, keys: &[SkuKey]) {
     for (allocation, key) in order.allocations.iter().zip(keys) {
-        locked.entry(key).unreserve(
-            &allocation.fc,
-            u64::from(allocation.quantity),
-            order.picked,
-        );
+        locked
+            .entry(key)
+            .unreserve(&allocation.fc, u64::from(allocation.quantity), order.picked);
     }
     order.allocations.clear();
     order.picked = false;
@@ -143,8 +146,5 @@ fn refuse_if_final(order: &Order, verb: &str) -> Result<()> {
 }
 
 pub(super) fn not_found(key: &OrderKey) -> Error {
-    Error::NotFound(format!(
-        "order {} of merchant {}",
-        key.order, key.merchant
-    ))
+    Error::NotFound(format!("order {} of merchant {}", key.order, key.merchant))
 }

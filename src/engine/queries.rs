@@ -132,9 +132,9 @@ impl Engine {
             }
         });
         for ((key, fc), units) in from_orders {
-            audit
-                .violations
-                .push(format!("{key:?} at {fc}: orders hold {units:?} with no ledger row"));
+            audit.violations.push(format!(
+                "{key:?} at {fc}: orders hold {units:?} with no ledger row"
+            ));
         }
         audit
     }

@@ -9,8 +9,8 @@ mod time;
 pub use ids::{FcId, MerchantId, OrderId, OrderKey, Sku, SkuKey};
 pub use merchant::{FifoStrategy, Merchant};
 pub use order::{
-    Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, MarketplaceStatus,
-    Order, OrderLine, OrderRequest, OrderStatus,
+    Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, MarketplaceStatus, Order,
+    OrderLine, OrderRequest, OrderStatus,
 };
 pub use time::Timestamp;
 

@@ -1,0 +1,617 @@
+//! Converting between protobuf messages and domain types. Incoming messages
+//! are validated here, once, field by field; every violation is named by
+//! its path in the request. Each message is destructured completely, so a
+//! field added to the proto breaks the build here rather than being
+//! silently ignored.
+
+use std::collections::HashSet;
+
+use crate::engine::{CountChange, InventoryChange, InventoryView, PageCursor};
+use crate::error::{Error, FieldViolation, Result};
+use crate::ledger::SkuInfo;
+use crate::model::limits::{
+    BATCH_ORDERS_MAX, ID_BYTES_MAX, INVENTORY_ENTRIES_MAX, LINE_QUANTITY_MAX, LIST_ENTRIES_MAX,
+    ORDER_LINES_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, TEXT_BYTES_MAX, UNITS_MAX,
+};
+use crate::model::{
+    Acknowledgement, Channel, ExceptionReason, FcId, FifoStrategy, MarketplaceStatus, Merchant,
+    MerchantId, Order, OrderId, OrderKey, OrderLine, OrderRequest, OrderStatus, Sku, Timestamp,
+};
+
+use super::proto;
+
+/// Collects every violation of a request, so the caller learns of all of
+/// them at once.
+#[derive(Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Check an id: non-empty, at most `ID_BYTES_MAX` bytes, no control characters.
+    pub fn id(&mut self, field: &str, value: &str) -> bool {
+        let problem = if value.is_empty() {
+            "must not be empty".to_string()
+        } else if value.len() > ID_BYTES_MAX {
+            format!("must be at most {ID_BYTES_MAX} bytes, got {}", value.len())
+        } else if value.chars().any(char::is_control) {
+            "must not contain control characters".to_string()
+        } else {
+            return true;
+        };
+        self.add(field, problem);
+        false
+    }
+
+    fn text(&mut self, field: &str, value: &str) {
+        if value.len() > TEXT_BYTES_MAX {
+            self.add(
+                field,
+                format!(
+                    "must be at most {TEXT_BYTES_MAX} bytes, got {}",
+                    value.len()
+                ),
+            );
+        }
+    }
+
+    fn count(&mut self, field: &str, len: usize, max: usize) {
+        if len > max {
+            self.add(field, format!("at most {max} entries, got {len}"));
+        }
+    }
+
+    fn non_empty(&mut self, field: &str, len: usize) {
+        if len == 0 {
+            self.add(field, "must not be empty");
+        }
+    }
+
+    fn enumeration<E: TryFrom<i32>>(&mut self, field: &str, value: i32) -> Option<E> {
+        let parsed = E::try_from(value).ok();
+        if parsed.is_none() {
+            self.add(field, format!("unknown enum value {value}"));
+        }
+        parsed
+    }
+
+    fn timestamp(&mut self, field: &str, value: prost_types::Timestamp) -> Timestamp {
+        match u32::try_from(value.nanos) {
+            Ok(nanos) if nanos < 1_000_000_000 => Timestamp {
+                seconds: value.seconds,
+                nanos,
+            },
+            _ => {
+                self.add(field, "nanos must be in 0..1e9");
+                Timestamp::default()
+            }
+        }
+    }
+
+    /// `Ok(value)` if nothing was violated.
+    pub fn finish<T>(self, value: T) -> Result<T> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(Error::InvalidArgument(self.0))
+        }
+    }
+}
+
+/// `as_of`, or the wall clock when absent.
+pub fn as_of(value: Option<prost_types::Timestamp>) -> Result<Timestamp> {
+    let mut violations = Violations::default();
+    let time = match value {
+        Some(value) => violations.timestamp("as_of", value),
+        None => Timestamp::now(),
+    };
+    violations.finish(time)
+}
+
+pub fn merchant_id(value: &str) -> Result<MerchantId> {
+    let mut violations = Violations::default();
+    violations.id("merchant_id", value);
+    violations.finish(MerchantId::new(value))
+}
+
+pub fn order_key(merchant_id: &str, order_id: &str) -> Result<OrderKey> {
+    let mut violations = Violations::default();
+    violations.id("merchant_id", merchant_id);
+    violations.id("order_id", order_id);
+    violations.finish(OrderKey::new(
+        &MerchantId::new(merchant_id),
+        &OrderId::new(order_id),
+    ))
+}
+
+pub fn sku_of(merchant_id: &str, sku: &str) -> Result<(MerchantId, Sku)> {
+    let mut violations = Violations::default();
+    violations.id("merchant_id", merchant_id);
+    violations.id("sku", sku);
+    violations.finish((MerchantId::new(merchant_id), Sku::new(sku)))
+}
+
+pub fn hold_reason(reason: &str) -> Result<String> {
+    let mut violations = Violations::default();
+    violations.text("reason", reason);
+    let reason = if reason.is_empty() {
+        "held by operator"
+    } else {
+        reason
+    };
+    violations.finish(reason.to_string())
+}
+
+/// Validate one order. `prefix` names it in the request (`order`, `orders[3]`).
+pub fn order_request(order: proto::Order, prefix: &str) -> Result<OrderRequest> {
+    let proto::Order {
+        merchant_id,
+        order_id,
+        purchase_time,
+        lines,
+        assigned_fc_id,
+        partial_shipments,
+        channel,
+        marketplace_status,
+        hold_reason,
+    } = order;
+    let mut v = Violations::default();
+    v.id(&format!("{prefix}.merchant_id"), &merchant_id);
+    v.id(&format!("{prefix}.order_id"), &order_id);
+    let purchase_time = match purchase_time {
+        Some(time) => v.timestamp(&format!("{prefix}.purchase_time"), time),
+        None => {
+            v.add(format!("{prefix}.purchase_time"), "is required");
+            Timestamp::default()
+        }
+    };
+    v.non_empty(&format!("{prefix}.lines"), lines.len());
+    v.count(&format!("{prefix}.lines"), lines.len(), ORDER_LINES_MAX);
+    let mut seen = HashSet::with_capacity(lines.len());
+    let mut order_lines = Vec::with_capacity(lines.len().min(ORDER_LINES_MAX));
+    for (i, proto::OrderLine { sku, quantity }) in
+        lines.into_iter().enumerate().take(ORDER_LINES_MAX)
+    {
+        let field = format!("{prefix}.lines[{i}]");
+        if v.id(&format!("{field}.sku"), &sku) && !seen.insert(sku.clone()) {
+            v.add(
+                format!("{field}.sku"),
+                format!("SKU {sku} appears on more than one line"),
+            );
+        }
+        if quantity == 0 || quantity > LINE_QUANTITY_MAX {
+            v.add(
+                format!("{field}.quantity"),
+                format!("must be in 1..={LINE_QUANTITY_MAX}, got {quantity}"),
+            );
+        }
+        order_lines.push(OrderLine {
+            sku: Sku::new(&sku),
+            quantity,
+        });
+    }
+    if let Some(fc) = &assigned_fc_id {
+        v.id(&format!("{prefix}.assigned_fc_id"), fc);
+    }
+    let channel = v.enumeration::<proto::Channel>(&format!("{prefix}.channel"), channel);
+    let marketplace_status = v.enumeration::<proto::MarketplaceStatus>(
+        &format!("{prefix}.marketplace_status"),
+        marketplace_status,
+    );
+    v.text(&format!("{prefix}.hold_reason"), &hold_reason);
+    v.finish(())?;
+    Ok(OrderRequest {
+        merchant_id: MerchantId::new(&merchant_id),
+        order_id: OrderId::new(&order_id),
+        purchase_time,
+        lines: order_lines,
+        assigned_fc: assigned_fc_id.as_deref().map(FcId::new),
+        partial_shipments,
+        channel: match channel {
+            Some(proto::Channel::Marketplace) => Channel::Marketplace,
+            _ => Channel::Direct,
+        },
+        marketplace_status: match marketplace_status {
+            Some(proto::MarketplaceStatus::Created) => MarketplaceStatus::Created,
+            _ => MarketplaceStatus::Ready,
+        },
+        hold_reason: (!hold_reason.is_empty()).then_some(hold_reason),
+    })
+}
+
+/// Check the size of a batch before converting its orders one by one.
+pub fn batch_size(orders: usize) -> Result<()> {
+    let mut v = Violations::default();
+    v.non_empty("orders", orders);
+    v.count("orders", orders, BATCH_ORDERS_MAX);
+    v.finish(())
+}
+
+pub fn merchant(merchant: proto::Merchant) -> Result<Merchant> {
+    let proto::Merchant {
+        merchant_id,
+        partial_shipments,
+        fifo_strategy,
+        fc_priority,
+        auto_acknowledge,
+        accept_regardless_of_inventory,
+        split_tags,
+    } = merchant;
+    let mut v = Violations::default();
+    v.id("merchant_id", &merchant_id);
+    let fifo = v.enumeration::<proto::FifoStrategy>("fifo_strategy", fifo_strategy);
+    v.count("fc_priority", fc_priority.len(), LIST_ENTRIES_MAX);
+    unique_ids(&mut v, "fc_priority", &fc_priority);
+    v.count("split_tags", split_tags.len(), LIST_ENTRIES_MAX);
+    unique_ids(&mut v, "split_tags", &split_tags);
+    v.finish(Merchant {
+        merchant_id: MerchantId::new(&merchant_id),
+        partial_shipments,
+        fifo_strategy: match fifo {
+            Some(proto::FifoStrategy::Full) => FifoStrategy::Full,
+            Some(proto::FifoStrategy::Partial) => FifoStrategy::Partial,
+            _ => FifoStrategy::None,
+        },
+        fc_priority: fc_priority.iter().map(|fc| FcId::new(fc)).collect(),
+        auto_acknowledge,
+        accept_regardless_of_inventory,
+        split_tags,
+    })
+}
+
+fn unique_ids(v: &mut Violations, field: &str, ids: &[String]) {
+    let mut seen = HashSet::new();
+    for (i, id) in ids.iter().enumerate().take(LIST_ENTRIES_MAX) {
+        if v.id(&format!("{field}[{i}]"), id) && !seen.insert(id) {
+            v.add(format!("{field}[{i}]"), format!("{id} is listed twice"));
+        }
+    }
+}
+
+pub fn register_skus(
+    request: proto::RegisterSkusRequest,
+) -> Result<(MerchantId, Vec<(Sku, SkuInfo)>)> {
+    let proto::RegisterSkusRequest { merchant_id, skus } = request;
+    let mut v = Violations::default();
+    v.id("merchant_id", &merchant_id);
+    v.non_empty("skus", skus.len());
+    v.count("skus", skus.len(), INVENTORY_ENTRIES_MAX);
+    let mut seen = HashSet::new();
+    let mut entries = Vec::with_capacity(skus.len().min(INVENTORY_ENTRIES_MAX));
+    for (
+        i,
+        proto::Sku {
+            sku,
+            tags,
+            replenishable,
+        },
+    ) in skus.into_iter().enumerate().take(INVENTORY_ENTRIES_MAX)
+    {
+        if v.id(&format!("skus[{i}].sku"), &sku) && !seen.insert(sku.clone()) {
+            v.add(
+                format!("skus[{i}].sku"),
+                format!("SKU {sku} is listed twice"),
+            );
+        }
+        v.count(&format!("skus[{i}].tags"), tags.len(), LIST_ENTRIES_MAX);
+        unique_ids(&mut v, &format!("skus[{i}].tags"), &tags);
+        entries.push((
+            Sku::new(&sku),
+            SkuInfo {
+                registered: true,
+                tags,
+                replenishable,
+            },
+        ));
+    }
+    v.finish((MerchantId::new(&merchant_id), entries))
+}
+
+/// One inventory entry of a set or adjust request, before its value is checked.
+struct Entry {
+    sku: String,
+    fc_id: String,
+    change: CountChange,
+}
+
+fn inventory_changes(
+    merchant_id: &str,
+    field: &str,
+    entries: Vec<Entry>,
+) -> Result<(MerchantId, Vec<InventoryChange>)> {
+    let mut v = Violations::default();
+    v.id("merchant_id", merchant_id);
+    v.non_empty(field, entries.len());
+    v.count(field, entries.len(), INVENTORY_ENTRIES_MAX);
+    let mut seen = HashSet::new();
+    let mut changes = Vec::with_capacity(entries.len().min(INVENTORY_ENTRIES_MAX));
+    for (i, Entry { sku, fc_id, change }) in
+        entries.into_iter().enumerate().take(INVENTORY_ENTRIES_MAX)
+    {
+        let sku_ok = v.id(&format!("{field}[{i}].sku"), &sku);
+        let fc_ok = v.id(&format!("{field}[{i}].fc_id"), &fc_id);
+        if sku_ok && fc_ok && !seen.insert((sku.clone(), fc_id.clone())) {
+            v.add(
+                format!("{field}[{i}]"),
+                format!("SKU {sku} at {fc_id} is listed twice"),
+            );
+        }
+        let (value_field, units) = match change {
+            CountChange::Set(units) => ("on_hand", units),
+            CountChange::Adjust(delta) => ("delta", delta.unsigned_abs()),
+        };
+        if units > UNITS_MAX {
+            v.add(
+                format!("{field}[{i}].{value_field}"),
+                format!("magnitude must be at most {UNITS_MAX}"),
+            );
+        }
+        if change == CountChange::Adjust(0) {
+            v.add(format!("{field}[{i}].delta"), "must not be zero");
+        }
+        changes.push(InventoryChange {
+            sku: Sku::new(&sku),
+            fc: FcId::new(&fc_id),
+            change,
+        });
+    }
+    v.finish((MerchantId::new(merchant_id), changes))
+}
+
+pub fn set_inventory(
+    request: proto::SetInventoryRequest,
+) -> Result<(MerchantId, Vec<InventoryChange>)> {
+    let proto::SetInventoryRequest {
+        merchant_id,
+        levels,
+    } = request;
+    let entries = levels
+        .into_iter()
+        .map(
+            |proto::InventoryLevel {
+                 sku,
+                 fc_id,
+                 on_hand,
+             }| Entry {
+                sku,
+                fc_id,
+                change: CountChange::Set(on_hand),
+            },
+        )
+        .collect();
+    inventory_changes(&merchant_id, "levels", entries)
+}
+
+pub fn adjust_inventory(
+    request: proto::AdjustInventoryRequest,
+) -> Result<(MerchantId, Vec<InventoryChange>)> {
+    let proto::AdjustInventoryRequest {
+        merchant_id,
+        deltas,
+    } = request;
+    let entries = deltas
+        .into_iter()
+        .map(|proto::InventoryDelta { sku, fc_id, delta }| Entry {
+            sku,
+            fc_id,
+            change: CountChange::Adjust(delta),
+        })
+        .collect();
+    inventory_changes(&merchant_id, "deltas", entries)
+}
+
+/// The `ListOrders` arguments: status filter, page size, where to start.
+pub fn list_orders(
+    status: Option<i32>,
+    page_size: u32,
+    page_token: &str,
+) -> Result<(Option<OrderStatus>, usize, Option<PageCursor>)> {
+    let mut v = Violations::default();
+    let status = status.and_then(|value| {
+        let status = order_status_from_proto(v.enumeration("status", value)?);
+        if status.is_none() {
+            v.add(
+                "status",
+                "ORDER_STATUS_UNSPECIFIED is not a status to filter by",
+            );
+        }
+        status
+    });
+    let page_size = match page_size as usize {
+        0 => PAGE_SIZE_DEFAULT,
+        size if size > PAGE_SIZE_MAX => {
+            v.add("page_size", format!("must be at most {PAGE_SIZE_MAX}"));
+            size
+        }
+        size => size,
+    };
+    let cursor = if page_token.is_empty() {
+        None
+    } else {
+        let cursor = decode_cursor(page_token);
+        if cursor.is_none() {
+            v.add("page_token", "is not a token this service issued");
+        }
+        cursor
+    };
+    v.finish((status, page_size, cursor))
+}
+
+/// Page tokens are `seconds.nanos.order_id`: opaque to clients, but plain
+/// enough for an operator to read.
+pub fn encode_cursor(cursor: &PageCursor) -> String {
+    format!(
+        "{}.{}.{}",
+        cursor.purchase_time.seconds, cursor.purchase_time.nanos, cursor.order_id
+    )
+}
+
+fn decode_cursor(token: &str) -> Option<PageCursor> {
+    let mut parts = token.splitn(3, '.');
+    let seconds = parts.next()?.parse().ok()?;
+    let nanos: u32 = parts.next()?.parse().ok()?;
+    let order_id = parts.next()?;
+    if nanos >= 1_000_000_000 || order_id.is_empty() || order_id.len() > ID_BYTES_MAX {
+        return None;
+    }
+    Some(PageCursor {
+        purchase_time: Timestamp { seconds, nanos },
+        order_id: OrderId::new(order_id),
+    })
+}
+
+// ---------------------------------------------------------------- outgoing
+
+pub fn timestamp_to_proto(time: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.seconds,
+        nanos: time.nanos as i32,
+    }
+}
+
+pub fn merchant_to_proto(merchant: &Merchant) -> proto::Merchant {
+    let Merchant {
+        merchant_id,
+        partial_shipments,
+        fifo_strategy,
+        fc_priority,
+        auto_acknowledge,
+        accept_regardless_of_inventory,
+        split_tags,
+    } = merchant;
+    proto::Merchant {
+        merchant_id: merchant_id.to_string(),
+        partial_shipments: *partial_shipments,
+        fifo_strategy: match fifo_strategy {
+            FifoStrategy::None => proto::FifoStrategy::None,
+            FifoStrategy::Full => proto::FifoStrategy::Full,
+            FifoStrategy::Partial => proto::FifoStrategy::Partial,
+        } as i32,
+        fc_priority: fc_priority.iter().map(ToString::to_string).collect(),
+        auto_acknowledge: *auto_acknowledge,
+        accept_regardless_of_inventory: *accept_regardless_of_inventory,
+        split_tags: split_tags.clone(),
+    }
+}
+
+pub fn inventory_view_to_proto(view: &InventoryView) -> proto::InventoryView {
+    proto::InventoryView {
+        sku: view.sku.to_string(),
+        merchant_id: view.merchant.to_string(),
+        fcs: view
+            .fcs
+            .iter()
+            .map(|row| proto::FcStock {
+                fc_id: row.fc.to_string(),
+                on_hand: row.on_hand,
+                reserved: row.reserved,
+                available: row.available(),
+                picked: row.picked,
+            })
+            .collect(),
+    }
+}
+
+fn order_status_from_proto(status: proto::OrderStatus) -> Option<OrderStatus> {
+    Some(match status {
+        proto::OrderStatus::Unspecified => return None,
+        proto::OrderStatus::Processing => OrderStatus::Processing,
+        proto::OrderStatus::PartiallyAllocated => OrderStatus::PartiallyAllocated,
+        proto::OrderStatus::Exception => OrderStatus::Exception,
+        proto::OrderStatus::OnHold => OrderStatus::OnHold,
+        proto::OrderStatus::Shipped => OrderStatus::Shipped,
+        proto::OrderStatus::Completed => OrderStatus::Completed,
+        proto::OrderStatus::Cancelled => OrderStatus::Cancelled,
+        proto::OrderStatus::Rejected => OrderStatus::Rejected,
+    })
+}
+
+pub fn order_status_to_proto(status: OrderStatus) -> proto::OrderStatus {
+    match status {
+        OrderStatus::Processing => proto::OrderStatus::Processing,
+        OrderStatus::PartiallyAllocated => proto::OrderStatus::PartiallyAllocated,
+        OrderStatus::Exception => proto::OrderStatus::Exception,
+        OrderStatus::OnHold => proto::OrderStatus::OnHold,
+        OrderStatus::Shipped => proto::OrderStatus::Shipped,
+        OrderStatus::Completed => proto::OrderStatus::Completed,
+        OrderStatus::Cancelled => proto::OrderStatus::Cancelled,
+        OrderStatus::Rejected => proto::OrderStatus::Rejected,
+    }
+}
+
+fn exception_reason_to_proto(reason: ExceptionReason) -> proto::ExceptionReason {
+    match reason {
+        ExceptionReason::InsufficientAtAssignedFc => {
+            proto::ExceptionReason::InsufficientAtAssignedFc
+        }
+        ExceptionReason::SplitNotAllowed => proto::ExceptionReason::SplitNotAllowed,
+        ExceptionReason::InsufficientNetworkInventory => {
+            proto::ExceptionReason::InsufficientNetworkInventory
+        }
+        ExceptionReason::PreemptedByFifo => proto::ExceptionReason::PreemptedByFifo,
+        ExceptionReason::InventoryShortage => proto::ExceptionReason::InventoryShortage,
+    }
+}
+
+fn acknowledgement_to_proto(acknowledgement: Acknowledgement) -> proto::Acknowledgement {
+    match acknowledgement {
+        Acknowledgement::None => proto::Acknowledgement::None,
+        Acknowledgement::Acknowledged => proto::Acknowledgement::Acknowledged,
+        Acknowledgement::CancelledUnknownSku => proto::Acknowledgement::CancelledUnknownSku,
+        Acknowledgement::CancelledNoInventory => proto::Acknowledgement::CancelledNoInventory,
+        Acknowledgement::RejectedNoInventory => proto::Acknowledgement::RejectedNoInventory,
+    }
+}
+
+pub fn order_to_proto(order: &Order) -> proto::OrderState {
+    let Order {
+        request,
+        status,
+        allocations,
+        exceptions,
+        acknowledgement,
+        picked,
+        hold_reason,
+        version,
+        imported_at: _,
+    } = order;
+    proto::OrderState {
+        merchant_id: request.merchant_id.to_string(),
+        order_id: request.order_id.to_string(),
+        status: order_status_to_proto(*status) as i32,
+        allocations: allocations
+            .iter()
+            .map(|a| proto::Allocation {
+                fc_id: a.fc.to_string(),
+                sku: a.sku.to_string(),
+                quantity: a.quantity,
+            })
+            .collect(),
+        exceptions: exceptions
+            .iter()
+            .map(|e| proto::ExceptionLine {
+                sku: e.sku.to_string(),
+                quantity: e.quantity,
+                reason: exception_reason_to_proto(e.reason) as i32,
+            })
+            .collect(),
+        acknowledgement: acknowledgement_to_proto(*acknowledgement) as i32,
+        parent_order_id: String::new(),
+        picked: *picked,
+        shipments: Vec::new(),
+        version: *version,
+        purchase_time: Some(timestamp_to_proto(request.purchase_time)),
+        hold_reason: hold_reason.clone().unwrap_or_default(),
+        child_order_ids: Vec::new(),
+        lines: request
+            .lines
+            .iter()
+            .map(|line| proto::OrderLine {
+                sku: line.sku.to_string(),
+                quantity: line.quantity,
+            })
+            .collect(),
+    }
+}

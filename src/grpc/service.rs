@@ -1,0 +1,334 @@
+//! The tonic service: each handler converts its request (validating it),
+//! calls the engine, and converts the answer. No rule lives here.
+
+use std::pin::Pin;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::engine::Engine;
+use crate::error::Error;
+
+use super::convert;
+use super::proto::allocation_service_server::AllocationService;
+use super::proto::*;
+use super::status::to_rpc_status;
+
+pub struct Service {
+    engine: Engine,
+}
+
+impl Service {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    /// Run work that may take long (a batch, a scan) on the blocking pool,
+    /// so it never stalls the async workers. The work runs to completion
+    /// even if the caller goes away, so a change is never half-applied.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Engine) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Status> {
+        let engine = self.engine.clone();
+        match tokio::task::spawn_blocking(move || work(engine)).await {
+            Ok(result) => result.map_err(Status::from),
+            Err(join) => Err(Status::internal(format!("request task failed: {join}"))),
+        }
+    }
+}
+
+fn unimplemented(rpc: &str) -> Status {
+    Status::unimplemented(format!("{rpc} is not implemented yet"))
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<OrderEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AllocationService for Service {
+    async fn upsert_merchant(
+        &self,
+        request: Request<Merchant>,
+    ) -> Result<Response<Merchant>, Status> {
+        let merchant = convert::merchant(request.into_inner())?;
+        let merchant = self.engine.upsert_merchant(merchant);
+        Ok(Response::new(convert::merchant_to_proto(&merchant)))
+    }
+
+    async fn get_merchant(
+        &self,
+        request: Request<GetMerchantRequest>,
+    ) -> Result<Response<Merchant>, Status> {
+        let GetMerchantRequest { merchant_id } = request.into_inner();
+        let merchant_id = convert::merchant_id(&merchant_id)?;
+        let merchant = self.engine.merchant(&merchant_id);
+        Ok(Response::new(convert::merchant_to_proto(&merchant)))
+    }
+
+    async fn register_skus(
+        &self,
+        request: Request<RegisterSkusRequest>,
+    ) -> Result<Response<RegisterSkusResponse>, Status> {
+        let (merchant, skus) = convert::register_skus(request.into_inner())?;
+        let (registered, updated) = self.engine.register_skus(&merchant, &skus);
+        Ok(Response::new(RegisterSkusResponse {
+            registered,
+            updated,
+        }))
+    }
+
+    async fn set_inventory(
+        &self,
+        request: Request<SetInventoryRequest>,
+    ) -> Result<Response<InventoryResponse>, Status> {
+        let (merchant, changes) = convert::set_inventory(request.into_inner())?;
+        let outcome = self
+            .blocking(move |engine| engine.update_inventory(&merchant, &changes))
+            .await?;
+        Ok(Response::new(inventory_response(outcome)))
+    }
+
+    async fn adjust_inventory(
+        &self,
+        request: Request<AdjustInventoryRequest>,
+    ) -> Result<Response<InventoryResponse>, Status> {
+        let (merchant, changes) = convert::adjust_inventory(request.into_inner())?;
+        let outcome = self
+            .blocking(move |engine| engine.update_inventory(&merchant, &changes))
+            .await?;
+        Ok(Response::new(inventory_response(outcome)))
+    }
+
+    async fn get_inventory(
+        &self,
+        request: Request<GetInventoryRequest>,
+    ) -> Result<Response<InventoryView>, Status> {
+        let GetInventoryRequest { merchant_id, sku } = request.into_inner();
+        let (merchant, sku) = convert::sku_of(&merchant_id, &sku)?;
+        let view = self.engine.inventory(&merchant, &sku)?;
+        Ok(Response::new(convert::inventory_view_to_proto(&view)))
+    }
+
+    async fn allocate(
+        &self,
+        request: Request<AllocateRequest>,
+    ) -> Result<Response<AllocateResponse>, Status> {
+        let AllocateRequest { order, as_of } = request.into_inner();
+        let now = convert::as_of(as_of)?;
+        let Some(order) = order else {
+            return Err(Error::invalid("order", "is required").into());
+        };
+        let request = convert::order_request(order, "order")?;
+        let order = self.engine.allocate(request, now)?;
+        Ok(Response::new(AllocateResponse {
+            orders: vec![convert::order_to_proto(&order)],
+        }))
+    }
+
+    async fn allocate_batch(
+        &self,
+        request: Request<AllocateBatchRequest>,
+    ) -> Result<Response<AllocateBatchResponse>, Status> {
+        let AllocateBatchRequest { orders, as_of } = request.into_inner();
+        let now = convert::as_of(as_of)?;
+        convert::batch_size(orders.len())?;
+        let results = self
+            .blocking(move |engine| {
+                let results = orders
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, order)| {
+                        let outcome = convert::order_request(order, &format!("orders[{i}]"))
+                            .and_then(|request| engine.allocate(request, now));
+                        let outcome = match outcome {
+                            Ok(order) => {
+                                allocate_result::Outcome::State(convert::order_to_proto(&order))
+                            }
+                            Err(error) => {
+                                allocate_result::Outcome::Error(to_rpc_status(&error.into()))
+                            }
+                        };
+                        AllocateResult {
+                            outcome: Some(outcome),
+                            children: Vec::new(),
+                        }
+                    })
+                    .collect();
+                Ok(results)
+            })
+            .await?;
+        Ok(Response::new(AllocateBatchResponse { results }))
+    }
+
+    async fn get_order(
+        &self,
+        request: Request<GetOrderRequest>,
+    ) -> Result<Response<OrderState>, Status> {
+        let GetOrderRequest {
+            merchant_id,
+            order_id,
+            as_of,
+        } = request.into_inner();
+        let key = convert::order_key(&merchant_id, &order_id)?;
+        convert::as_of(as_of)?;
+        let order = self.engine.order(&key)?;
+        Ok(Response::new(convert::order_to_proto(&order)))
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<ListOrdersRequest>,
+    ) -> Result<Response<ListOrdersResponse>, Status> {
+        let ListOrdersRequest {
+            merchant_id,
+            status,
+            page_size,
+            page_token,
+            as_of,
+        } = request.into_inner();
+        let merchant = convert::merchant_id(&merchant_id)?;
+        let (status, page_size, after) = convert::list_orders(status, page_size, &page_token)?;
+        convert::as_of(as_of)?;
+        let page = self
+            .blocking(move |engine| {
+                Ok(engine.list_orders(&merchant, status, page_size, after.as_ref()))
+            })
+            .await?;
+        Ok(Response::new(ListOrdersResponse {
+            orders: page.orders.iter().map(convert::order_to_proto).collect(),
+            next_page_token: page
+                .next
+                .as_ref()
+                .map(convert::encode_cursor)
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn hold_order(
+        &self,
+        request: Request<HoldOrderRequest>,
+    ) -> Result<Response<OrderState>, Status> {
+        let HoldOrderRequest {
+            merchant_id,
+            order_id,
+            reason,
+            as_of,
+        } = request.into_inner();
+        let key = convert::order_key(&merchant_id, &order_id)?;
+        let reason = convert::hold_reason(&reason)?;
+        convert::as_of(as_of)?;
+        let order = self.engine.hold(&key, reason)?;
+        Ok(Response::new(convert::order_to_proto(&order)))
+    }
+
+    async fn release_order(
+        &self,
+        request: Request<ReleaseOrderRequest>,
+    ) -> Result<Response<OrderState>, Status> {
+        let ReleaseOrderRequest {
+            merchant_id,
+            order_id,
+            as_of,
+        } = request.into_inner();
+        let key = convert::order_key(&merchant_id, &order_id)?;
+        convert::as_of(as_of)?;
+        let order = self.engine.release(&key)?;
+        Ok(Response::new(convert::order_to_proto(&order)))
+    }
+
+    async fn cancel_order(
+        &self,
+        request: Request<CancelOrderRequest>,
+    ) -> Result<Response<OrderState>, Status> {
+        let CancelOrderRequest {
+            merchant_id,
+            order_id,
+            as_of,
+        } = request.into_inner();
+        let key = convert::order_key(&merchant_id, &order_id)?;
+        convert::as_of(as_of)?;
+        let order = self.engine.cancel(&key)?;
+        Ok(Response::new(convert::order_to_proto(&order)))
+    }
+
+    async fn mark_picked(
+        &self,
+        request: Request<MarkPickedRequest>,
+    ) -> Result<Response<OrderState>, Status> {
+        let MarkPickedRequest {
+            merchant_id,
+            order_id,
+            as_of,
+        } = request.into_inner();
+        let key = convert::order_key(&merchant_id, &order_id)?;
+        convert::as_of(as_of)?;
+        let order = self.engine.mark_picked(&key)?;
+        Ok(Response::new(convert::order_to_proto(&order)))
+    }
+
+    async fn ship_order(
+        &self,
+        _: Request<ShipOrderRequest>,
+    ) -> Result<Response<OrderState>, Status> {
+        Err(unimplemented("ShipOrder"))
+    }
+
+    async fn record_tracking_event(
+        &self,
+        _: Request<RecordTrackingEventRequest>,
+    ) -> Result<Response<Shipment>, Status> {
+        Err(unimplemented("RecordTrackingEvent"))
+    }
+
+    async fn get_shipment(
+        &self,
+        _: Request<GetShipmentRequest>,
+    ) -> Result<Response<Shipment>, Status> {
+        Err(unimplemented("GetShipment"))
+    }
+
+    async fn reprocess(
+        &self,
+        _: Request<ReprocessRequest>,
+    ) -> Result<Response<ReprocessResponse>, Status> {
+        Err(unimplemented("Reprocess"))
+    }
+
+    async fn fifo_release(
+        &self,
+        _: Request<FifoReleaseRequest>,
+    ) -> Result<Response<FifoReleaseResponse>, Status> {
+        Err(unimplemented("FifoRelease"))
+    }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        _: Request<WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        Err(unimplemented("WatchEvents"))
+    }
+
+    async fn snapshot(
+        &self,
+        _: Request<SnapshotRequest>,
+    ) -> Result<Response<SnapshotResponse>, Status> {
+        Err(unimplemented("Snapshot"))
+    }
+}
+
+fn inventory_response(outcome: crate::engine::InventoryOutcome) -> InventoryResponse {
+    InventoryResponse {
+        views: outcome
+            .views
+            .iter()
+            .map(convert::inventory_view_to_proto)
+            .collect(),
+        shortage_order_ids: outcome
+            .shortage_orders
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    }
+}
