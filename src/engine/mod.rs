@@ -13,6 +13,8 @@ mod allocate;
 mod inventory;
 mod lifecycle;
 mod queries;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -1,0 +1,135 @@
+//! Many threads race for the same few units: afterwards no (SKU, FC) is
+//! over-reserved and the ledger's reserved units equal the orders' allocations.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
+use allocation::model::{
+    Channel, MarketplaceStatus, OrderLine, OrderRequest, OrderStatus, Timestamp,
+};
+
+const SKUS: usize = 12;
+const FCS: usize = 3;
+const UNITS_PER_CELL: u64 = 4;
+const THREADS: usize = 8;
+const ORDERS_PER_THREAD: usize = 400;
+
+fn order(thread: usize, n: usize, rng: &mut u64) -> OrderRequest {
+    let mut next = || {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        *rng
+    };
+    let line_count = 1 + (next() % 3) as usize;
+    let first = (next() % SKUS as u64) as usize;
+    let lines = (0..line_count)
+        .map(|i| OrderLine {
+            sku: format!("sku-{}", (first + i) % SKUS).as_str().into(),
+            quantity: 1 + (next() % 3) as u32,
+        })
+        .collect();
+    OrderRequest {
+        merchant_id: "m".into(),
+        order_id: format!("t{thread}-{n}").as_str().into(),
+        purchase_time: Timestamp::from_seconds(n as i64),
+        lines,
+        assigned_fc: None,
+        partial_shipments: Some(next() % 2 == 0),
+        channel: Channel::Direct,
+        marketplace_status: MarketplaceStatus::Ready,
+        hold_reason: None,
+    }
+}
+
+#[test]
+fn racing_allocations_never_over_reserve() {
+    let engine = Engine::new(EngineConfig { stripe_count: 4 });
+    let changes: Vec<InventoryChange> = (0..SKUS)
+        .flat_map(|sku| {
+            (0..FCS).map(move |fc| InventoryChange {
+                sku: format!("sku-{sku}").as_str().into(),
+                fc: format!("fc-{fc}").as_str().into(),
+                change: CountChange::Set(UNITS_PER_CELL),
+            })
+        })
+        .collect();
+    engine.update_inventory(&"m".into(), &changes).unwrap();
+    let allocated_units = Arc::new(AtomicU64::new(0));
+
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let engine = engine.clone();
+            let allocated_units = Arc::clone(&allocated_units);
+            scope.spawn(move || {
+                let mut rng = 0x2545_F491_4F6C_DD1D ^ (thread as u64 + 1);
+                for n in 0..ORDERS_PER_THREAD {
+                    let request = order(thread, n, &mut rng);
+                    let key = request.key();
+                    let order = engine.allocate(request, Timestamp::default()).unwrap();
+                    allocated_units.fetch_add(order.allocated_units(), Ordering::Relaxed);
+                    // Churn: give some stock back so later orders race for it.
+                    if n % 5 == 0 && order.status != OrderStatus::Exception {
+                        let cancelled = engine.cancel(&key).unwrap();
+                        allocated_units.fetch_sub(order.allocated_units(), Ordering::Relaxed);
+                        assert_eq!(cancelled.status, OrderStatus::Cancelled);
+                    }
+                }
+            });
+        }
+    });
+
+    let audit = engine.audit();
+    assert!(audit.violations.is_empty(), "{:#?}", audit.violations);
+    assert_eq!(audit.reserved_units, audit.allocated_units);
+    assert_eq!(audit.reserved_units, allocated_units.load(Ordering::Relaxed));
+    assert_eq!(audit.on_hand_units, (SKUS * FCS) as u64 * UNITS_PER_CELL);
+    assert!(audit.reserved_units <= audit.on_hand_units);
+    // The race was real: demand far exceeded stock, so the stock is nearly all taken.
+    assert!(audit.reserved_units > audit.on_hand_units / 2);
+}
+
+#[test]
+fn exactly_one_of_many_racers_gets_the_last_unit() {
+    let engine = Engine::new(EngineConfig::default());
+    engine
+        .update_inventory(
+            &"m".into(),
+            &[InventoryChange {
+                sku: "last".into(),
+                fc: "fc".into(),
+                change: CountChange::Set(1),
+            }],
+        )
+        .unwrap();
+    let winners = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let engine = engine.clone();
+            let winners = &winners;
+            scope.spawn(move || {
+                let request = OrderRequest {
+                    merchant_id: "m".into(),
+                    order_id: format!("racer-{thread}").as_str().into(),
+                    purchase_time: Timestamp::default(),
+                    lines: vec![OrderLine {
+                        sku: "last".into(),
+                        quantity: 1,
+                    }],
+                    assigned_fc: None,
+                    partial_shipments: None,
+                    channel: Channel::Direct,
+                    marketplace_status: MarketplaceStatus::Ready,
+                    hold_reason: None,
+                };
+                let order = engine.allocate(request, Timestamp::default()).unwrap();
+                if order.status == OrderStatus::Processing {
+                    winners.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    assert_eq!(winners.load(Ordering::Relaxed), 1);
+    assert!(engine.audit().violations.is_empty());
+}
