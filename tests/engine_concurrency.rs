@@ -83,7 +83,10 @@ fn racing_allocations_never_over_reserve() {
     let audit = engine.audit();
     assert!(audit.violations.is_empty(), "{:#?}", audit.violations);
     assert_eq!(audit.reserved_units, audit.allocated_units);
-    assert_eq!(audit.reserved_units, allocated_units.load(Ordering::Relaxed));
+    assert_eq!(
+        audit.reserved_units,
+        allocated_units.load(Ordering::Relaxed)
+    );
     assert_eq!(audit.on_hand_units, (SKUS * FCS) as u64 * UNITS_PER_CELL);
     assert!(audit.reserved_units <= audit.on_hand_units);
     // The race was real: demand far exceeded stock, so the stock is nearly all taken.

@@ -1,9 +1,9 @@
 //! Engine behaviour, rule by rule (SPEC §3, §4, §5 hold/release, §7).
 
 use super::*;
-use crate::model::OrderId;
 use crate::error::Error;
 use crate::ledger::SkuInfo;
+use crate::model::OrderId;
 use crate::model::{
     Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, FcId, MarketplaceStatus,
     Order, OrderKey, OrderLine, OrderRequest, OrderStatus, Sku, Timestamp,
@@ -119,15 +119,24 @@ fn fc_choice_follows_merchant_priority_then_fc_id() {
         set(&e, "a", fc, 10);
     }
     // No priority list: the smallest FC id.
-    assert_eq!(allocate(&e, request("o1", 0, &[("a", 1)])).allocations[0].fc, FcId::new("fc-a"));
+    assert_eq!(
+        allocate(&e, request("o1", 0, &[("a", 1)])).allocations[0].fc,
+        FcId::new("fc-a")
+    );
     let mut merchant = Merchant::with_defaults(M.into());
     merchant.fc_priority = vec!["fc-c".into()];
     e.upsert_merchant(merchant);
     // Listed FCs first.
-    assert_eq!(allocate(&e, request("o2", 0, &[("a", 1)])).allocations[0].fc, FcId::new("fc-c"));
+    assert_eq!(
+        allocate(&e, request("o2", 0, &[("a", 1)])).allocations[0].fc,
+        FcId::new("fc-c")
+    );
     set(&e, "a", "fc-c", 1);
     // fc-c cannot fill 2 units; unlisted FCs follow by id.
-    assert_eq!(allocate(&e, request("o3", 0, &[("a", 2)])).allocations[0].fc, FcId::new("fc-a"));
+    assert_eq!(
+        allocate(&e, request("o3", 0, &[("a", 2)])).allocations[0].fc,
+        FcId::new("fc-a")
+    );
 }
 
 #[test]
@@ -154,7 +163,10 @@ fn merchant_setting_allows_split_and_order_setting_overrides_it() {
     let mut merchant = Merchant::with_defaults(M.into());
     merchant.partial_shipments = true;
     e.upsert_merchant(merchant);
-    assert_eq!(allocate(&e, request("o1", 0, &[("a", 2)])).status, OrderStatus::Processing);
+    assert_eq!(
+        allocate(&e, request("o1", 0, &[("a", 2)])).status,
+        OrderStatus::Processing
+    );
     // Counts are absolute and include o1's reserved unit at each FC.
     set(&e, "a", "fc1", 2);
     set(&e, "a", "fc2", 2);
@@ -180,7 +192,11 @@ fn split_needed_without_partial_shipments_is_split_not_allowed() {
         vec![exception("a", 2, ExceptionReason::SplitNotAllowed)]
     );
     assert!(order.allocations.is_empty());
-    assert_eq!(available(&e, "a", "fc1"), 1, "a failed order reserves nothing");
+    assert_eq!(
+        available(&e, "a", "fc1"),
+        1,
+        "a failed order reserves nothing"
+    );
 }
 
 #[test]
@@ -196,7 +212,11 @@ fn network_short_with_partial_shipments_is_partially_allocated() {
     );
     assert_eq!(
         order.exceptions,
-        vec![exception("a", 3, ExceptionReason::InsufficientNetworkInventory)]
+        vec![exception(
+            "a",
+            3,
+            ExceptionReason::InsufficientNetworkInventory
+        )]
     );
     assert_consistent(&e);
 }
@@ -209,7 +229,11 @@ fn network_short_without_partial_shipments_is_an_exception() {
     assert_eq!(order.status, OrderStatus::Exception);
     assert_eq!(
         order.exceptions,
-        vec![exception("a", 5, ExceptionReason::InsufficientNetworkInventory)]
+        vec![exception(
+            "a",
+            5,
+            ExceptionReason::InsufficientNetworkInventory
+        )]
     );
     assert_eq!(available(&e, "a", "fc1"), 2);
 }
@@ -222,7 +246,11 @@ fn nothing_available_is_an_exception_even_with_partial_shipments() {
     assert_eq!(order.status, OrderStatus::Exception);
     assert_eq!(
         order.exceptions,
-        vec![exception("a", 1, ExceptionReason::InsufficientNetworkInventory)]
+        vec![exception(
+            "a",
+            1,
+            ExceptionReason::InsufficientNetworkInventory
+        )]
     );
 }
 
@@ -243,7 +271,10 @@ fn assigned_fc_ships_whole_or_waits_never_elsewhere() {
 
     let mut assigned = request("o2", 0, &[("a", 2)]);
     assigned.assigned_fc = Some("fc2".into());
-    assert_eq!(allocate(&e, assigned).allocations, vec![allocation("fc2", "a", 2)]);
+    assert_eq!(
+        allocate(&e, assigned).allocations,
+        vec![allocation("fc2", "a", 2)]
+    );
 }
 
 #[test]
@@ -307,7 +338,10 @@ fn hold_frees_stock_for_others_and_cancel_gives_it_back() {
     assert_eq!(available(&e, "a", "fc1"), 2);
     // Cancelling twice is a no-op; releasing a cancelled order is refused.
     assert_eq!(e.cancel(&key("o2")).unwrap().version, cancelled.version);
-    assert!(matches!(e.release(&key("o2")), Err(Error::FailedPrecondition(_))));
+    assert!(matches!(
+        e.release(&key("o2")),
+        Err(Error::FailedPrecondition(_))
+    ));
     assert_consistent(&e);
 }
 
@@ -318,7 +352,10 @@ fn picked_orders_cannot_be_held_and_counts_cannot_go_below_picked_units() {
     allocate(&e, request("o1", 0, &[("a", 2)]));
     let picked = e.mark_picked(&key("o1")).unwrap();
     assert!(picked.picked);
-    assert!(matches!(e.hold(&key("o1"), "x".into()), Err(Error::FailedPrecondition(_))));
+    assert!(matches!(
+        e.hold(&key("o1"), "x".into()),
+        Err(Error::FailedPrecondition(_))
+    ));
     let below_picked = e.update_inventory(
         &M.into(),
         &[InventoryChange {
@@ -328,7 +365,11 @@ fn picked_orders_cannot_be_held_and_counts_cannot_go_below_picked_units() {
         }],
     );
     assert!(matches!(below_picked, Err(Error::FailedPrecondition(_))));
-    assert_eq!(available(&e, "a", "fc1"), 1, "a refused count changes nothing");
+    assert_eq!(
+        available(&e, "a", "fc1"),
+        1,
+        "a refused count changes nothing"
+    );
     // Cancelling a picked order returns its units to the shelf.
     e.cancel(&key("o1")).unwrap();
     assert_eq!(available(&e, "a", "fc1"), 3);
@@ -340,8 +381,14 @@ fn picking_needs_an_allocation() {
     let e = engine();
     set(&e, "a", "fc1", 0);
     allocate(&e, request("o1", 0, &[("a", 1)]));
-    assert!(matches!(e.mark_picked(&key("o1")), Err(Error::FailedPrecondition(_))));
-    assert!(matches!(e.mark_picked(&key("nope")), Err(Error::NotFound(_))));
+    assert!(matches!(
+        e.mark_picked(&key("o1")),
+        Err(Error::FailedPrecondition(_))
+    ));
+    assert!(matches!(
+        e.mark_picked(&key("nope")),
+        Err(Error::NotFound(_))
+    ));
 }
 
 #[test]
@@ -365,7 +412,10 @@ fn count_below_reserved_releases_the_newest_unpicked_orders() {
             }],
         )
         .unwrap();
-    assert_eq!(outcome.shortage_orders, vec!["middle".into(), "oldest".into()]);
+    assert_eq!(
+        outcome.shortage_orders,
+        vec!["middle".into(), "oldest".into()]
+    );
     for id in ["oldest", "middle"] {
         let order = e.order(&key(id)).unwrap();
         assert_eq!(order.status, OrderStatus::Exception);
@@ -375,7 +425,10 @@ fn count_below_reserved_releases_the_newest_unpicked_orders() {
             .iter()
             .all(|line| line.reason == ExceptionReason::InventoryShortage));
     }
-    assert_eq!(e.order(&key("newest")).unwrap().status, OrderStatus::Processing);
+    assert_eq!(
+        e.order(&key("newest")).unwrap().status,
+        OrderStatus::Processing
+    );
     assert_eq!(available(&e, "a", "fc1"), 1);
     // "middle" also gave back its unit of b.
     assert_eq!(available(&e, "b", "fc1"), 5);
@@ -399,7 +452,10 @@ fn count_releases_only_as_many_orders_as_needed() {
         )
         .unwrap();
     assert_eq!(outcome.shortage_orders, vec![OrderId::new("new")]);
-    assert_eq!(e.order(&key("old")).unwrap().status, OrderStatus::Processing);
+    assert_eq!(
+        e.order(&key("old")).unwrap().status,
+        OrderStatus::Processing
+    );
     assert_consistent(&e);
 }
 
@@ -454,13 +510,19 @@ fn register_skus_counts_new_and_updated_entries() {
         tags: vec!["fragile".into()],
         replenishable: true,
     };
-    assert_eq!(e.register_skus(&M.into(), &[("a".into(), info.clone())]), (1, 0));
+    assert_eq!(
+        e.register_skus(&M.into(), &[("a".into(), info.clone())]),
+        (1, 0)
+    );
     assert_eq!(
         e.register_skus(&M.into(), &[("a".into(), info.clone()), ("b".into(), info)]),
         (1, 1)
     );
     assert!(e.inventory(&M.into(), &"a".into()).unwrap().fcs.is_empty());
-    assert!(matches!(e.inventory(&M.into(), &Sku::new("zzz")), Err(Error::NotFound(_))));
+    assert!(matches!(
+        e.inventory(&M.into(), &Sku::new("zzz")),
+        Err(Error::NotFound(_))
+    ));
 }
 
 #[test]
@@ -482,7 +544,11 @@ fn list_orders_pages_oldest_first_and_filters_by_status() {
         allocate(&e, request(id, age, &[("a", 1)]));
     }
     let first = e.list_orders(&M.into(), None, 3, None);
-    let ids: Vec<&str> = first.orders.iter().map(|o| o.request.order_id.as_str()).collect();
+    let ids: Vec<&str> = first
+        .orders
+        .iter()
+        .map(|o| o.request.order_id.as_str())
+        .collect();
     assert_eq!(ids, ["a", "b", "c"]);
     let second = e.list_orders(&M.into(), None, 3, first.next.as_ref());
     assert_eq!(second.orders.len(), 1);
@@ -490,7 +556,11 @@ fn list_orders_pages_oldest_first_and_filters_by_status() {
     assert!(second.next.is_none());
     // Imported c, a, b, d: c and a took the two units.
     let exceptions = e.list_orders(&M.into(), Some(OrderStatus::Exception), 10, None);
-    let ids: Vec<&str> = exceptions.orders.iter().map(|o| o.request.order_id.as_str()).collect();
+    let ids: Vec<&str> = exceptions
+        .orders
+        .iter()
+        .map(|o| o.request.order_id.as_str())
+        .collect();
     assert_eq!(ids, ["b", "d"]);
 }
 
@@ -527,16 +597,26 @@ fn marketplace_orders_follow_the_acknowledgement_rules() {
 
     let unknown = allocate(&e, marketplace("unknown", &[("stocked", 1), ("ghost", 1)]));
     assert_eq!(unknown.status, OrderStatus::Cancelled);
-    assert_eq!(unknown.acknowledgement, Acknowledgement::CancelledUnknownSku);
+    assert_eq!(
+        unknown.acknowledgement,
+        Acknowledgement::CancelledUnknownSku
+    );
 
     let single = allocate(&e, marketplace("single", &[("empty", 1)]));
     assert_eq!(single.status, OrderStatus::Cancelled);
-    assert_eq!(single.acknowledgement, Acknowledgement::CancelledNoInventory);
+    assert_eq!(
+        single.acknowledgement,
+        Acknowledgement::CancelledNoInventory
+    );
 
     let multi = allocate(&e, marketplace("multi", &[("stocked", 1), ("empty", 1)]));
     assert_eq!(multi.status, OrderStatus::Rejected);
     assert_eq!(multi.acknowledgement, Acknowledgement::RejectedNoInventory);
-    assert_eq!(available(&e, "stocked", "fc1"), 5, "a rejected order reserves nothing");
+    assert_eq!(
+        available(&e, "stocked", "fc1"),
+        5,
+        "a rejected order reserves nothing"
+    );
 
     let replenishable = allocate(&e, marketplace("replenishable", &[("coming", 1)]));
     assert_eq!(replenishable.acknowledgement, Acknowledgement::Acknowledged);
@@ -548,7 +628,10 @@ fn marketplace_orders_follow_the_acknowledgement_rules() {
 
     let mut created = marketplace("created", &[("stocked", 1)]);
     created.marketplace_status = MarketplaceStatus::Created;
-    assert!(matches!(e.allocate(created, now()), Err(Error::FailedPrecondition(_))));
+    assert!(matches!(
+        e.allocate(created, now()),
+        Err(Error::FailedPrecondition(_))
+    ));
     assert!(matches!(e.order(&key("created")), Err(Error::NotFound(_))));
 }
 
