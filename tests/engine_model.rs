@@ -282,7 +282,7 @@ fn set(sku: &str, fc: &str, change: CountChange) -> InventoryChange {
 
 fn run(seed: u64) {
     let engine = Engine::new(EngineConfig { stripe_count: 2 });
-    let merchant_partial = seed % 2 == 0;
+    let merchant_partial = seed.is_multiple_of(2);
     let mut merchant = Merchant::with_defaults("m".into());
     merchant.partial_shipments = merchant_partial;
     merchant.fc_priority = PRIORITY.iter().map(|&fc| FcId::new(fc)).collect();

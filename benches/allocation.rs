@@ -1,0 +1,85 @@
+//! Criterion benchmarks of the core: reservation through the engine, the
+//! policy alone, and contention on one hot SKU.
+//! Run: `cargo bench --bench allocation`.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+
+use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
+use allocation::model::{Channel, MarketplaceStatus, OrderLine, OrderRequest, Timestamp};
+use allocation::policy::{decide, Rules, StockMatrix};
+
+const SKUS: usize = 10_000;
+const FCS: usize = 4;
+
+fn stocked_engine() -> Engine {
+    let engine = Engine::new(EngineConfig::default());
+    for chunk in (0..SKUS).collect::<Vec<_>>().chunks(1_000) {
+        let changes: Vec<InventoryChange> = chunk
+            .iter()
+            .flat_map(|&sku| {
+                (0..FCS).map(move |fc| InventoryChange {
+                    sku: format!("sku-{sku}").as_str().into(),
+                    fc: format!("fc-{fc}").as_str().into(),
+                    change: CountChange::Set(u64::from(u32::MAX)),
+                })
+            })
+            .collect();
+        engine.update_inventory(&"m".into(), &changes).unwrap();
+    }
+    engine
+}
+
+fn order(n: u64, lines: usize) -> OrderRequest {
+    OrderRequest {
+        merchant_id: "m".into(),
+        order_id: format!("o{lines}-{n}").as_str().into(),
+        purchase_time: Timestamp::from_seconds(n as i64),
+        lines: (0..lines)
+            .map(|i| OrderLine {
+                sku: format!("sku-{}", (n as usize * 7 + i * 13) % SKUS)
+                    .as_str()
+                    .into(),
+                quantity: 1,
+            })
+            .collect(),
+        assigned_fc: None,
+        partial_shipments: None,
+        channel: Channel::Direct,
+        marketplace_status: MarketplaceStatus::Ready,
+        hold_reason: None,
+    }
+}
+
+fn engine_allocate(c: &mut Criterion) {
+    let engine = stocked_engine();
+    for lines in [1, 5] {
+        let mut n = 0;
+        c.bench_function(&format!("engine_allocate_{lines}_line_order"), |b| {
+            b.iter_batched(
+                || {
+                    n += 1;
+                    order(n, lines)
+                },
+                |request| engine.allocate(request, Timestamp::default()).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+}
+
+fn policy_split(c: &mut Criterion) {
+    // Five lines, ten FCs, no single FC fills the order: the fewest-FC search runs.
+    let mut matrix = StockMatrix::new(vec![4; 5], 10);
+    for line in 0..5 {
+        for fc in 0..10 {
+            matrix.set_available(line, fc, if (line + fc) % 3 == 0 { 3 } else { 1 });
+        }
+    }
+    let rules = Rules::ordinary(true, false);
+    c.bench_function("policy_split_5_lines_10_fcs", |b| {
+        b.iter(|| decide(&matrix, rules))
+    });
+}
+
+criterion_group!(benches, engine_allocate, policy_split);
+criterion_main!(benches);

@@ -1,0 +1,339 @@
+//! SPEC §8 over real gRPC: every malformed request gets INVALID_ARGUMENT
+//! naming the offending field, and changes nothing.
+
+mod common;
+
+use allocation::grpc::proto::*;
+use common::*;
+use tonic::Code;
+
+/// Stock of SKU "a" at fc1 as (on_hand, reserved).
+async fn stock(client: &mut Client) -> (u64, u64) {
+    let view = client
+        .get_inventory(GetInventoryRequest {
+            merchant_id: "m".into(),
+            sku: "a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (view.fcs[0].on_hand, view.fcs[0].reserved)
+}
+
+async fn order_exists(client: &mut Client, id: &str) -> bool {
+    match client
+        .get_order(GetOrderRequest {
+            merchant_id: "m".into(),
+            order_id: id.into(),
+            as_of: None,
+        })
+        .await
+    {
+        Ok(_) => true,
+        Err(status) if status.code() == Code::NotFound => false,
+        Err(status) => panic!("{status:?}"),
+    }
+}
+
+/// Allocate `order` and expect INVALID_ARGUMENT naming `field`, with no order stored
+/// and no stock reserved.
+async fn refused(client: &mut Client, order: Order, field: &str) {
+    let id = order.order_id.clone();
+    let before = stock(client).await;
+    let status = client
+        .allocate(AllocateRequest {
+            order: Some(order),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    let fields = violated_fields(&status);
+    assert!(
+        fields.iter().any(|f| f == field),
+        "expected {field} among {fields:?}"
+    );
+    assert!(status.message().contains(field), "{}", status.message());
+    assert_eq!(
+        stock(client).await,
+        before,
+        "a refused order reserved stock"
+    );
+    if !id.is_empty() && id.len() <= 128 {
+        assert!(
+            !order_exists(client, &id).await,
+            "a refused order was stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_orders_are_refused_and_change_nothing() {
+    let server = start().await;
+    let mut client = server.client.clone();
+    set_stock(&mut client, "m", "a", "fc1", 10).await;
+    let good = || order("m", "o1", &[("a", 1)]);
+
+    let mut o = good();
+    o.merchant_id = String::new();
+    refused(&mut client, o, "order.merchant_id").await;
+
+    let mut o = good();
+    o.order_id = String::new();
+    refused(&mut client, o, "order.order_id").await;
+
+    let mut o = good();
+    o.order_id = "x".repeat(129);
+    refused(&mut client, o, "order.order_id").await;
+
+    let mut o = good();
+    o.lines[0].quantity = 0;
+    refused(&mut client, o, "order.lines[0].quantity").await;
+
+    let mut o = good();
+    o.lines[0].quantity = 1_000_001;
+    refused(&mut client, o, "order.lines[0].quantity").await;
+
+    let o = order("m", "o1", &[("a", 1), ("a", 2)]);
+    refused(&mut client, o, "order.lines[1].sku").await;
+
+    let mut o = good();
+    o.lines.clear();
+    refused(&mut client, o, "order.lines").await;
+
+    let mut o = good();
+    o.lines = (0..1001)
+        .map(|i| OrderLine {
+            sku: format!("s{i}"),
+            quantity: 1,
+        })
+        .collect();
+    refused(&mut client, o, "order.lines").await;
+
+    let mut o = good();
+    o.channel = 7;
+    refused(&mut client, o, "order.channel").await;
+
+    let mut o = good();
+    o.marketplace_status = -1;
+    refused(&mut client, o, "order.marketplace_status").await;
+
+    let mut o = good();
+    o.purchase_time = None;
+    refused(&mut client, o, "order.purchase_time").await;
+
+    let mut o = good();
+    o.purchase_time = Some(prost_types::Timestamp {
+        seconds: 0,
+        nanos: -1,
+    });
+    refused(&mut client, o, "order.purchase_time").await;
+
+    let mut o = good();
+    o.assigned_fc_id = Some(String::new());
+    refused(&mut client, o, "order.assigned_fc_id").await;
+
+    let missing = client
+        .allocate(AllocateRequest {
+            order: None,
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&missing), ["order"]);
+
+    // Several problems are all reported at once.
+    let mut o = good();
+    o.merchant_id = String::new();
+    o.lines[0].quantity = 0;
+    let status = client
+        .allocate(AllocateRequest {
+            order: Some(o),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        ["order.merchant_id", "order.lines[0].quantity"]
+    );
+}
+
+#[tokio::test]
+async fn oversized_or_empty_batches_are_refused_whole() {
+    let server = start().await;
+    let mut client = server.client.clone();
+    set_stock(&mut client, "m", "a", "fc1", 10).await;
+    let orders: Vec<Order> = (0..10_001)
+        .map(|i| order("m", &format!("o{i}"), &[("a", 1)]))
+        .collect();
+    let status = client
+        .allocate_batch(AllocateBatchRequest {
+            orders,
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["orders"]);
+    assert_eq!(stock(&mut client).await, (10, 0));
+    assert!(!order_exists(&mut client, "o0").await);
+
+    let empty = client
+        .allocate_batch(AllocateBatchRequest {
+            orders: vec![],
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&empty), ["orders"]);
+}
+
+#[tokio::test]
+async fn malformed_inventory_and_catalog_requests_change_nothing() {
+    let server = start().await;
+    let mut client = server.client.clone();
+    set_stock(&mut client, "m", "a", "fc1", 10).await;
+
+    let duplicate = client
+        .set_inventory(SetInventoryRequest {
+            merchant_id: "m".into(),
+            levels: vec![
+                InventoryLevel {
+                    sku: "a".into(),
+                    fc_id: "fc1".into(),
+                    on_hand: 1,
+                },
+                InventoryLevel {
+                    sku: "a".into(),
+                    fc_id: "fc1".into(),
+                    on_hand: 2,
+                },
+            ],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&duplicate), ["levels[1]"]);
+
+    let empty_fc = client
+        .adjust_inventory(AdjustInventoryRequest {
+            merchant_id: "m".into(),
+            deltas: vec![InventoryDelta {
+                sku: "a".into(),
+                fc_id: String::new(),
+                delta: 5,
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&empty_fc), ["deltas[0].fc_id"]);
+
+    let zero = client
+        .adjust_inventory(AdjustInventoryRequest {
+            merchant_id: "m".into(),
+            deltas: vec![InventoryDelta {
+                sku: "a".into(),
+                fc_id: "fc1".into(),
+                delta: 0,
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&zero), ["deltas[0].delta"]);
+
+    let huge = client
+        .set_inventory(SetInventoryRequest {
+            merchant_id: "m".into(),
+            levels: vec![InventoryLevel {
+                sku: "a".into(),
+                fc_id: "fc1".into(),
+                on_hand: u64::MAX,
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&huge), ["levels[0].on_hand"]);
+    assert_eq!(stock(&mut client).await, (10, 0));
+
+    let no_skus = client
+        .register_skus(RegisterSkusRequest {
+            merchant_id: "m".into(),
+            skus: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&no_skus), ["skus"]);
+
+    let bad_merchant = client
+        .upsert_merchant(Merchant {
+            merchant_id: "m".into(),
+            fifo_strategy: 9,
+            fc_priority: vec!["fc1".into(), "fc1".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&bad_merchant),
+        ["fifo_strategy", "fc_priority[1]"]
+    );
+    let merchant = client
+        .get_merchant(GetMerchantRequest {
+            merchant_id: "m".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        merchant.fc_priority.is_empty(),
+        "a refused upsert changed settings"
+    );
+}
+
+#[tokio::test]
+async fn unknown_orders_and_invalid_transitions() {
+    let server = start().await;
+    let mut client = server.client.clone();
+    let not_found = client
+        .cancel_order(CancelOrderRequest {
+            merchant_id: "m".into(),
+            order_id: "ghost".into(),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(not_found.code(), Code::NotFound);
+
+    let empty_id = client
+        .hold_order(HoldOrderRequest {
+            merchant_id: "m".into(),
+            order_id: String::new(),
+            reason: String::new(),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&empty_id), ["order_id"]);
+
+    set_stock(&mut client, "m", "a", "fc1", 0).await;
+    allocate(&mut client, order("m", "waiting", &[("a", 1)])).await;
+    let pick = client
+        .mark_picked(MarkPickedRequest {
+            merchant_id: "m".into(),
+            order_id: "waiting".into(),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(pick.code(), Code::FailedPrecondition);
+
+    let bad_status = client
+        .list_orders(ListOrdersRequest {
+            merchant_id: "m".into(),
+            status: Some(0),
+            page_size: 5000,
+            page_token: String::new(),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&bad_status), ["status", "page_size"]);
+}
