@@ -12,11 +12,12 @@ use crate::policy::{self, Rules, StockMatrix};
 use super::Engine;
 
 /// Why an order is being decided: a first import runs the marketplace and
-/// hold rules; a release from hold only re-checks that its SKUs are known.
+/// hold rules; a release from hold or a reprocessing pass only re-checks
+/// that its SKUs are known before allocating.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Occasion {
     Import,
-    Release,
+    Again,
 }
 
 impl Engine {
@@ -70,46 +71,87 @@ impl Engine {
     /// Decide an order that holds no reservations: hold it, refuse it, or
     /// allocate it. Its ledger stripes are locked for the whole decision.
     pub(super) fn decide(&self, order: &mut Order, merchant: &Merchant, occasion: Occasion) {
-        debug_assert!(order.allocations.is_empty());
         let keys = sku_keys(&order.request);
         let mut locked = self.shared.ledger.lock(&keys);
+        decide_locked(&mut locked, order, merchant, &keys, occasion);
         order.version += 1;
-        order.exceptions.clear();
-        order.hold_reason = None;
+    }
+}
 
-        let unknown = keys.iter().find(|key| locked.get(key).is_none());
-        if occasion == Occasion::Import && auto_acknowledged(&order.request, merchant) {
-            order.acknowledgement = acknowledge(&order.request, merchant, &keys, &locked, unknown);
-            match order.acknowledgement {
-                Acknowledgement::CancelledUnknownSku | Acknowledgement::CancelledNoInventory => {
-                    order.status = OrderStatus::Cancelled;
-                    return;
-                }
-                Acknowledgement::RejectedNoInventory => {
-                    order.status = OrderStatus::Rejected;
-                    return;
-                }
-                Acknowledgement::Acknowledged | Acknowledgement::None => {}
-            }
-        }
-        if occasion == Occasion::Import {
-            if let Some(reason) = &order.request.hold_reason {
-                order.status = OrderStatus::OnHold;
-                order.hold_reason = Some(reason.clone());
+/// The decision itself, with the stripes of every line's SKU locked.
+pub(super) fn decide_locked(
+    locked: &mut Locked<'_>,
+    order: &mut Order,
+    merchant: &Merchant,
+    keys: &[SkuKey],
+    occasion: Occasion,
+) {
+    debug_assert!(order.allocations.is_empty());
+    order.exceptions.clear();
+    order.hold_reason = None;
+
+    let unknown = keys.iter().find(|key| locked.get(key).is_none());
+    if occasion == Occasion::Import && auto_acknowledged(&order.request, merchant) {
+        order.acknowledgement = acknowledge(&order.request, merchant, keys, locked, unknown);
+        match order.acknowledgement {
+            Acknowledgement::CancelledUnknownSku | Acknowledgement::CancelledNoInventory => {
+                order.status = OrderStatus::Cancelled;
                 return;
             }
+            Acknowledgement::RejectedNoInventory => {
+                order.status = OrderStatus::Rejected;
+                return;
+            }
+            Acknowledgement::Acknowledged | Acknowledgement::None => {}
         }
-        if let Some(key) = unknown {
+    }
+    if occasion == Occasion::Import {
+        if let Some(reason) = &order.request.hold_reason {
             order.status = OrderStatus::OnHold;
-            order.hold_reason = Some(format!("unknown SKU {}", key.sku));
+            order.hold_reason = Some(reason.clone());
             return;
         }
-        let partial = order
-            .request
-            .partial_shipments
-            .unwrap_or(merchant.partial_shipments);
-        let rules = Rules::ordinary(partial, order.request.assigned_fc.is_some());
-        allocate_locked(&mut locked, merchant, order, &keys, rules);
+    }
+    if let Some(key) = unknown {
+        order.status = OrderStatus::OnHold;
+        order.hold_reason = Some(format!("unknown SKU {}", key.sku));
+        return;
+    }
+    let partial = order
+        .request
+        .partial_shipments
+        .unwrap_or(merchant.partial_shipments);
+    let rules = Rules::ordinary(partial, order.request.assigned_fc.is_some());
+    allocate_locked(locked, merchant, order, keys, rules);
+}
+
+/// An order's decision before it is taken again, to tell whether anything
+/// changed (the version moves only then).
+pub(super) struct DecisionSnapshot {
+    pub units: u64,
+    status: OrderStatus,
+    allocations: Vec<Allocation>,
+    exceptions: Vec<ExceptionLine>,
+}
+
+impl DecisionSnapshot {
+    pub fn of(order: &Order) -> Self {
+        Self {
+            units: order.allocated_units(),
+            status: order.status,
+            allocations: order.allocations.clone(),
+            exceptions: order.exceptions.clone(),
+        }
+    }
+
+    /// Bump the order's version if its decision differs from this one.
+    pub fn bump_version_if_changed(&self, order: &mut Order) {
+        if self.status != order.status
+            || self.allocations != order.allocations
+            || self.exceptions != order.exceptions
+        {
+            order.version += 1;
+        }
     }
 }
 

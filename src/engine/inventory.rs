@@ -11,12 +11,13 @@ use std::collections::{BTreeSet, HashMap};
 use crate::error::{Error, Result};
 use crate::ledger::{FcStock, Locked, SkuInfo};
 use crate::model::{
-    ExceptionLine, ExceptionReason, FcId, MerchantId, OrderId, OrderStatus, Sku, SkuKey,
+    ExceptionLine, ExceptionReason, FcId, FifoStrategy, MerchantId, OrderId, OrderStatus, Sku,
+    SkuKey,
 };
 use crate::order_book::OrderGuard;
 
 use super::lifecycle::{allocation_keys, unreserve_locked};
-use super::Engine;
+use super::{Engine, FifoOutcome};
 
 /// How many times a count that must release reservations retries when new
 /// reservations keep appearing between its scan and its locks.
@@ -53,6 +54,8 @@ pub struct InventoryOutcome {
     pub views: Vec<InventoryView>,
     /// Orders a count sent to exception with `INVENTORY_SHORTAGE`.
     pub shortage_orders: Vec<OrderId>,
+    /// For a FIFO merchant whose stock grew: the release that followed.
+    pub fifo: Option<FifoOutcome>,
 }
 
 /// A change whose new on-hand count is known and checked.
@@ -60,6 +63,8 @@ struct Planned<'c> {
     key: SkuKey,
     change: &'c InventoryChange,
     on_hand: u64,
+    /// More units than before: for a FIFO merchant, a release must follow.
+    increased: bool,
 }
 
 impl Engine {
@@ -96,12 +101,30 @@ impl Engine {
             .ok_or_else(|| Error::NotFound(format!("SKU {sku} of merchant {merchant}")))
     }
 
-    /// Apply counts and adjustments, all or nothing.
+    /// Apply counts and adjustments, all or nothing. For a FIFO merchant,
+    /// stock that grew (a receipt, or a count above the old one) is released
+    /// to the oldest orders before this returns, so newer orders never jump
+    /// ahead (SPEC §5).
     pub fn update_inventory(
         &self,
         merchant: &MerchantId,
         changes: &[InventoryChange],
     ) -> Result<InventoryOutcome> {
+        let (mut outcome, grown) = self.apply_counts(merchant, changes)?;
+        let settings = self.merchant(merchant);
+        if settings.fifo_strategy != FifoStrategy::None && !grown.is_empty() {
+            let _pass = self.shared.pass_lock.lock();
+            outcome.fifo = Some(self.fifo_release_locked(&settings, &grown));
+        }
+        Ok(outcome)
+    }
+
+    /// The counts themselves; also returns the SKUs whose stock grew.
+    fn apply_counts(
+        &self,
+        merchant: &MerchantId,
+        changes: &[InventoryChange],
+    ) -> Result<(InventoryOutcome, Vec<Sku>)> {
         let keys: Vec<SkuKey> = changes
             .iter()
             .map(|change| SkuKey::new(merchant, &change.sku))
@@ -126,7 +149,7 @@ impl Engine {
         merchant: &MerchantId,
         keys: &[SkuKey],
         changes: &[InventoryChange],
-    ) -> Result<InventoryOutcome> {
+    ) -> Result<(InventoryOutcome, Vec<Sku>)> {
         let _pass = self.shared.pass_lock.lock();
         let cells: BTreeSet<(&Sku, &FcId)> = changes.iter().map(|c| (&c.sku, &c.fc)).collect();
         for _ in 0..SHORTAGE_ATTEMPTS_MAX {
@@ -248,6 +271,7 @@ fn plan<'c>(
                 key: key.clone(),
                 change,
                 on_hand,
+                increased: on_hand > current,
             })
         })
         .collect()
@@ -315,7 +339,7 @@ fn apply(
     keys: &[SkuKey],
     planned: &[Planned<'_>],
     shortage_orders: Vec<OrderId>,
-) -> InventoryOutcome {
+) -> (InventoryOutcome, Vec<Sku>) {
     for p in planned {
         let row = locked.entry(&p.key).fc_mut(&p.change.fc);
         row.on_hand = p.on_hand;
@@ -328,10 +352,19 @@ fn apply(
             views.push(view(key, fcs));
         }
     }
-    InventoryOutcome {
+    let mut grown: Vec<Sku> = planned
+        .iter()
+        .filter(|p| p.increased)
+        .map(|p| p.change.sku.clone())
+        .collect();
+    grown.sort_unstable();
+    grown.dedup();
+    let outcome = InventoryOutcome {
         views,
         shortage_orders,
-    }
+        fifo: None,
+    };
+    (outcome, grown)
 }
 
 fn view(key: &SkuKey, fcs: Vec<FcStock>) -> InventoryView {

@@ -50,7 +50,7 @@ impl Engine {
             )));
         }
         let merchant = self.merchant(&key.merchant);
-        self.decide(&mut order, &merchant, Occasion::Release);
+        self.decide(&mut order, &merchant, Occasion::Again);
         Ok(order.clone())
     }
 

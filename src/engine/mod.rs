@@ -10,9 +10,11 @@
 //! ascending key order, then the stripes.
 
 mod allocate;
+mod fifo;
 mod inventory;
 mod lifecycle;
 mod queries;
+mod reprocess;
 #[cfg(test)]
 mod tests;
 
@@ -25,8 +27,10 @@ use crate::ledger::Ledger;
 use crate::model::{Merchant, MerchantId};
 use crate::order_book::OrderBook;
 
+pub use fifo::FifoOutcome;
 pub use inventory::{CountChange, InventoryChange, InventoryOutcome, InventoryView};
 pub use queries::{Audit, OrderPage, PageCursor};
+pub use reprocess::PassCounts;
 
 /// Engine settings fixed at start-up.
 #[derive(Clone, Debug)]
