@@ -2,7 +2,8 @@
 //! oldest orders first.
 //!
 //! Every unpicked order of the merchant that is allocated or waiting, and
-//! touches one of the SKUs, gives back its reservations; then the orders are
+//! touches one of the SKUs (or shares a SKU with such an order, and so on),
+//! gives back its reservations; then the orders are
 //! decided again oldest first (purchase time, then order id), all inside one
 //! critical section over their orders and stripes, so no other order can
 //! slip in between. `FULL`: an order takes stock only if it can be filled
@@ -11,16 +12,20 @@
 //! units than it had before is preempted: its short lines say
 //! `PREEMPTED_BY_FIFO`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::ledger::Locked;
 use crate::model::{
-    ExceptionReason, FifoStrategy, Merchant, MerchantId, Order, OrderId, OrderStatus, Sku, SkuKey,
+    ExceptionReason, FcId, FifoStrategy, Merchant, MerchantId, Order, OrderId, OrderKey,
+    OrderStatus, Sku, SkuKey,
 };
-use crate::order_book::OrderGuard;
+use crate::order_book::{OrderGuard, SharedOrder};
 use crate::policy::Rules;
 
 use super::allocate::{allocate_locked, sku_keys, DecisionSnapshot};
+use super::components::UnionFind;
 use super::lifecycle::{allocation_keys, unreserve_locked};
 use super::reprocess::PassCounts;
 use super::Engine;
@@ -50,56 +55,37 @@ impl Engine {
 
     /// The release itself; the caller holds the pass lock.
     pub(super) fn fifo_release_locked(&self, merchant: &Merchant, skus: &[Sku]) -> FifoOutcome {
-        let wanted: HashSet<&Sku> = skus.iter().collect();
-        let mut orders = self.lock_fifo_candidates(&merchant.merchant_id, &wanted);
+        for _ in 0..NEWCOMER_ATTEMPTS_MAX {
+            let mut orders = self.lock_fifo_candidates(&merchant.merchant_id, skus);
+            let keys: Vec<SkuKey> = orders
+                .iter()
+                .flat_map(|order| sku_keys(&order.request))
+                .collect();
+            let mut locked = self.shared.ledger.lock(&keys);
+            if !holds_every_unpicked_reservation(&locked, &keys, &orders) {
+                // An order imported after the scan reserved some of this
+                // stock: rescan so that it, too, waits its turn.
+                continue;
+            }
+            return release_oldest_first(&mut locked, merchant, &mut orders);
+        }
+        // Under a storm of imports, settle for the orders we have: the
+        // invariants hold either way, only strict age order may slip.
+        let mut orders = self.lock_fifo_candidates(&merchant.merchant_id, skus);
         let keys: Vec<SkuKey> = orders
             .iter()
             .flat_map(|order| sku_keys(&order.request))
             .collect();
         let mut locked = self.shared.ledger.lock(&keys);
-
-        let mut before = Vec::with_capacity(orders.len());
-        for order in orders.iter_mut() {
-            before.push(DecisionSnapshot::of(order));
-            let order_keys = allocation_keys(order);
-            unreserve_locked(&mut locked, order, &order_keys);
-        }
-
-        let mut by_age: Vec<usize> = (0..orders.len()).collect();
-        by_age.sort_by(|&a, &b| {
-            let age = |i: usize| (orders[i].request.purchase_time, &orders[i].request.order_id);
-            age(a).cmp(&age(b))
-        });
-        let mut outcome = FifoOutcome::default();
-        for index in by_age {
-            let order = &mut orders[index];
-            let keys = sku_keys(&order.request);
-            let rules = fifo_rules(merchant, order);
-            allocate_locked(&mut locked, merchant, order, &keys, rules);
-            let previous = &before[index];
-            let units = order.allocated_units();
-            if units < previous.units {
-                for line in &mut order.exceptions {
-                    line.reason = ExceptionReason::PreemptedByFifo;
-                }
-                outcome.preempted.push(order.request.order_id.clone());
-            } else if units > previous.units {
-                outcome.released.push(order.request.order_id.clone());
-            }
-            previous.bump_version_if_changed(order);
-            outcome.counts.count(order.status);
-        }
-        outcome
+        release_oldest_first(&mut locked, merchant, &mut orders)
     }
 
     /// Lock, in ascending key order, every order a FIFO release may move:
-    /// unpicked, allocated or waiting, touching one of `wanted` (any SKU
-    /// when empty).
-    fn lock_fifo_candidates(
-        &self,
-        merchant: &MerchantId,
-        wanted: &HashSet<&Sku>,
-    ) -> Vec<OrderGuard> {
+    /// unpicked, allocated or waiting, and sharing SKUs with `skus` (all the
+    /// merchant's SKUs when empty), directly or through other such orders.
+    /// The closure matters: stock of one SKU only helps an old order if the
+    /// other SKUs it needs can move too.
+    fn lock_fifo_candidates(&self, merchant: &MerchantId, skus: &[Sku]) -> Vec<OrderGuard> {
         let movable = |order: &Order| {
             !order.picked
                 && matches!(
@@ -108,33 +94,122 @@ impl Engine {
                         | OrderStatus::PartiallyAllocated
                         | OrderStatus::Exception
                 )
-                && (wanted.is_empty()
-                    || order
-                        .request
-                        .lines
-                        .iter()
-                        .any(|line| wanted.contains(&line.sku)))
         };
-        let mut candidates: Vec<_> = self
-            .shared
-            .orders
-            .orders_of(Some(merchant))
+        let mut scanned: Vec<(OrderKey, Vec<Sku>, SharedOrder)> = Vec::new();
+        for shared in self.shared.orders.orders_of(Some(merchant)) {
+            let order = shared.lock();
+            if movable(&order) {
+                let skus = order
+                    .request
+                    .lines
+                    .iter()
+                    .map(|line| line.sku.clone())
+                    .collect();
+                scanned.push((order.key(), skus, Arc::clone(&shared)));
+            }
+        }
+        let wanted = sharing_skus(&scanned, skus);
+        let mut candidates: Vec<_> = scanned
             .into_iter()
-            .filter_map(|shared| {
-                let order = shared.lock();
-                let key = movable(&order).then(|| order.key());
-                drop(order);
-                key.map(|key| (key, shared))
-            })
+            .filter(|(_, order_skus, _)| order_skus.iter().any(|sku| wanted.contains(sku)))
             .collect();
         candidates.sort_by(|a, b| a.0.cmp(&b.0));
         candidates
             .into_iter()
-            .map(|(_, shared)| shared.lock_arc())
+            .map(|(_, _, shared)| shared.lock_arc())
             // It may have changed between the scan and the lock.
             .filter(|order| movable(order))
             .collect()
     }
+}
+
+/// How many times a release rescans when new orders keep reserving the
+/// stock it is about to hand out.
+const NEWCOMER_ATTEMPTS_MAX: usize = 16;
+
+/// Every SKU connected to `skus` through the scanned orders (every SKU of
+/// theirs when `skus` is empty).
+fn sharing_skus(scanned: &[(OrderKey, Vec<Sku>, SharedOrder)], skus: &[Sku]) -> HashSet<Sku> {
+    let mut index: HashMap<&Sku, usize> = HashMap::new();
+    for sku in scanned.iter().flat_map(|(_, skus, _)| skus).chain(skus) {
+        let next = index.len();
+        index.entry(sku).or_insert(next);
+    }
+    let mut sets = UnionFind::new(index.len());
+    for (_, order_skus, _) in scanned {
+        for pair in order_skus.windows(2) {
+            sets.union(index[&pair[0]], index[&pair[1]]);
+        }
+    }
+    let roots: HashSet<usize> = skus.iter().map(|sku| sets.find(index[sku])).collect();
+    index
+        .into_iter()
+        .filter(|(_, i)| skus.is_empty() || roots.contains(&sets.find(*i)))
+        .map(|(sku, _)| sku.clone())
+        .collect()
+}
+
+/// Whether the locked orders hold every unpicked unit reserved at their
+/// SKUs, i.e. no order outside the release holds any of that stock.
+fn holds_every_unpicked_reservation(
+    locked: &Locked<'_>,
+    keys: &[SkuKey],
+    orders: &[OrderGuard],
+) -> bool {
+    let mut held: HashMap<(&Sku, &FcId), u64> = HashMap::new();
+    for order in orders {
+        for allocation in &order.allocations {
+            *held.entry((&allocation.sku, &allocation.fc)).or_default() +=
+                u64::from(allocation.quantity);
+        }
+    }
+    keys.iter().all(|key| {
+        locked.get(key).is_none_or(|record| {
+            record.fcs.iter().all(|row| {
+                row.reserved - row.picked == held.get(&(&key.sku, &row.fc)).copied().unwrap_or(0)
+            })
+        })
+    })
+}
+
+/// Free every locked order's reservations, then decide them again oldest
+/// first with the merchant's FIFO rules.
+fn release_oldest_first(
+    locked: &mut Locked<'_>,
+    merchant: &Merchant,
+    orders: &mut [OrderGuard],
+) -> FifoOutcome {
+    let mut before = Vec::with_capacity(orders.len());
+    for order in orders.iter_mut() {
+        before.push(DecisionSnapshot::of(order));
+        let order_keys = allocation_keys(order);
+        unreserve_locked(locked, order, &order_keys);
+    }
+    let mut by_age: Vec<usize> = (0..orders.len()).collect();
+    by_age.sort_by(|&a, &b| {
+        let age = |i: usize| (orders[i].request.purchase_time, &orders[i].request.order_id);
+        age(a).cmp(&age(b))
+    });
+    let mut outcome = FifoOutcome::default();
+    for index in by_age {
+        let order = &mut orders[index];
+        let keys = sku_keys(&order.request);
+        let rules = fifo_rules(merchant, order);
+        allocate_locked(locked, merchant, order, &keys, rules);
+        let previous = &before[index];
+        let units = order.allocated_units();
+        if units < previous.units {
+            for line in &mut order.exceptions {
+                line.reason = ExceptionReason::PreemptedByFifo;
+            }
+            outcome.preempted.push(order.request.order_id.clone());
+        } else if units > previous.units {
+            outcome.released.push(order.request.order_id.clone());
+        }
+        previous.bump_version_if_changed(order);
+        outcome.counts.count(order.status);
+    }
+    outcome
 }
 
 fn fifo_rules(merchant: &Merchant, order: &Order) -> Rules {

@@ -10,6 +10,7 @@
 //! ascending key order, then the stripes.
 
 mod allocate;
+mod components;
 mod fifo;
 mod inventory;
 mod lifecycle;

@@ -24,6 +24,7 @@ use crate::model::{FifoStrategy, Merchant, MerchantId, OrderKey, OrderStatus, Sk
 use crate::order_book::SharedOrder;
 
 use super::allocate::{decide_locked, sku_keys, DecisionSnapshot, Occasion};
+use super::components::UnionFind;
 use super::lifecycle::{allocation_keys, unreserve_locked};
 use super::Engine;
 
@@ -228,40 +229,5 @@ impl Engine {
         units.sort_unstable_by_key(|unit| std::cmp::Reverse(unit.len()));
         units.extend(independent.chunks(INDEPENDENT_CHUNK).map(<[usize]>::to_vec));
         units
-    }
-}
-
-/// Disjoint sets over SKU indexes, with path halving and union by size.
-struct UnionFind {
-    parent: Vec<usize>,
-    size: Vec<usize>,
-}
-
-impl UnionFind {
-    fn new(count: usize) -> Self {
-        Self {
-            parent: (0..count).collect(),
-            size: vec![1; count],
-        }
-    }
-
-    fn find(&mut self, mut x: usize) -> usize {
-        while self.parent[x] != x {
-            self.parent[x] = self.parent[self.parent[x]];
-            x = self.parent[x];
-        }
-        x
-    }
-
-    fn union(&mut self, a: usize, b: usize) {
-        let (mut a, mut b) = (self.find(a), self.find(b));
-        if a == b {
-            return;
-        }
-        if self.size[a] < self.size[b] {
-            std::mem::swap(&mut a, &mut b);
-        }
-        self.parent[b] = a;
-        self.size[a] += self.size[b];
     }
 }

@@ -1,5 +1,6 @@
 //! Engine behaviour, rule by rule (SPEC §3, §4, §5 hold/release, §7).
 
+use super::reprocess::PassCounts;
 use super::*;
 use crate::error::Error;
 use crate::ledger::SkuInfo;
@@ -643,4 +644,205 @@ fn accept_regardless_of_inventory_acknowledges_and_allocates_normally() {
     let order = allocate(&e, marketplace("o1", &[("empty", 1)]));
     assert_eq!(order.acknowledgement, Acknowledgement::Acknowledged);
     assert_eq!(order.status, OrderStatus::Exception);
+}
+
+// ---------------------------------------------------------------- §5: reprocessing and FIFO
+
+fn fifo_merchant(e: &Engine, strategy: crate::model::FifoStrategy, partial_shipments: bool) {
+    let mut merchant = Merchant::with_defaults(M.into());
+    merchant.fifo_strategy = strategy;
+    merchant.partial_shipments = partial_shipments;
+    e.upsert_merchant(merchant);
+}
+
+fn receive(e: &Engine, sku: &str, fc: &str, units: i64) -> InventoryOutcome {
+    e.update_inventory(
+        &M.into(),
+        &[InventoryChange {
+            sku: sku.into(),
+            fc: fc.into(),
+            change: CountChange::Adjust(units),
+        }],
+    )
+    .unwrap()
+}
+
+#[test]
+fn without_fifo_a_newer_order_takes_replenished_stock_before_the_next_pass() {
+    let e = engine();
+    set(&e, "a", "fc1", 0);
+    let old = allocate(&e, request("old", 0, &[("a", 2)]));
+    assert_eq!(old.status, OrderStatus::Exception);
+    let outcome = receive(&e, "a", "fc1", 2);
+    assert!(outcome.fifo.is_none());
+    // The seed's documented behaviour: the newer order gets there first.
+    let new = allocate(&e, request("new", 10, &[("a", 2)]));
+    assert_eq!(new.status, OrderStatus::Processing);
+    let counts = e.reprocess(None);
+    assert_eq!(counts.examined, 1);
+    assert_eq!(counts.still_in_exception, 1);
+    assert_eq!(e.order(&key("old")).unwrap().status, OrderStatus::Exception);
+}
+
+#[test]
+fn reprocessing_allocates_waiting_orders_oldest_first() {
+    let e = engine();
+    set(&e, "a", "fc1", 0);
+    allocate(&e, request("younger", 20, &[("a", 2)]));
+    allocate(&e, request("older", 10, &[("a", 2)]));
+    set(&e, "a", "fc1", 2);
+    let counts = e.reprocess(None);
+    assert_eq!(
+        counts,
+        PassCounts {
+            examined: 2,
+            allocated: 1,
+            partially_allocated: 0,
+            still_in_exception: 1
+        }
+    );
+    assert_eq!(
+        e.order(&key("older")).unwrap().status,
+        OrderStatus::Processing
+    );
+    let younger = e.order(&key("younger")).unwrap();
+    assert_eq!(younger.status, OrderStatus::Exception);
+    assert_eq!(
+        younger.version, 1,
+        "an unchanged decision keeps its version"
+    );
+    assert_consistent(&e);
+}
+
+#[test]
+fn reprocessing_completes_a_partially_allocated_order() {
+    let e = engine();
+    set(&e, "a", "fc1", 1);
+    let order = allocate(&e, partial(request("o1", 0, &[("a", 3)])));
+    assert_eq!(order.status, OrderStatus::PartiallyAllocated);
+    set(&e, "a", "fc2", 2);
+    let counts = e.reprocess(Some(&M.into()));
+    assert_eq!(counts.allocated, 1);
+    let order = e.order(&key("o1")).unwrap();
+    assert_eq!(order.status, OrderStatus::Processing);
+    assert_eq!(order.allocated_units(), 3);
+    assert_consistent(&e);
+}
+
+#[test]
+fn fifo_full_releases_the_oldest_order_only_when_it_can_be_filled_whole() {
+    let e = engine();
+    fifo_merchant(&e, crate::model::FifoStrategy::Full, false);
+    set(&e, "a", "fc1", 0);
+    set(&e, "b", "fc1", 0);
+    allocate(&e, request("oldest", 0, &[("a", 2), ("b", 1)]));
+    allocate(&e, request("newer", 10, &[("a", 2)]));
+    // Only a arrives: the oldest cannot be filled whole, so the newer one
+    // may take it.
+    let outcome = receive(&e, "a", "fc1", 2).fifo.unwrap();
+    assert_eq!(outcome.released, vec![OrderId::new("newer")]);
+    assert_eq!(
+        e.order(&key("oldest")).unwrap().status,
+        OrderStatus::Exception
+    );
+    // b arrives: the oldest can now be filled whole and takes a back from
+    // the newer order, which is preempted.
+    let outcome = receive(&e, "b", "fc1", 1).fifo.unwrap();
+    assert_eq!(outcome.released, vec![OrderId::new("oldest")]);
+    assert_eq!(outcome.preempted, vec![OrderId::new("newer")]);
+    assert_eq!(
+        e.order(&key("oldest")).unwrap().status,
+        OrderStatus::Processing
+    );
+    let newer = e.order(&key("newer")).unwrap();
+    assert_eq!(newer.status, OrderStatus::Exception);
+    assert_eq!(
+        newer.exceptions,
+        vec![exception("a", 2, ExceptionReason::PreemptedByFifo)]
+    );
+    assert_consistent(&e);
+}
+
+#[test]
+fn fifo_partial_gives_the_oldest_order_what_there_is() {
+    let e = engine();
+    fifo_merchant(&e, crate::model::FifoStrategy::Partial, false);
+    set(&e, "a", "fc1", 0);
+    allocate(&e, request("oldest", 0, &[("a", 5)]));
+    allocate(&e, request("newer", 10, &[("a", 1)]));
+    let outcome = receive(&e, "a", "fc1", 3).fifo.unwrap();
+    assert_eq!(outcome.released, vec![OrderId::new("oldest")]);
+    let oldest = e.order(&key("oldest")).unwrap();
+    assert_eq!(oldest.status, OrderStatus::PartiallyAllocated);
+    assert_eq!(oldest.allocated_units(), 3);
+    assert_eq!(
+        e.order(&key("newer")).unwrap().status,
+        OrderStatus::Exception
+    );
+    assert_consistent(&e);
+}
+
+#[test]
+fn fifo_never_touches_picked_orders() {
+    let e = engine();
+    fifo_merchant(&e, crate::model::FifoStrategy::Full, false);
+    set(&e, "a", "fc1", 2);
+    allocate(&e, request("picked-young", 50, &[("a", 2)]));
+    e.mark_picked(&key("picked-young")).unwrap();
+    allocate(&e, request("old", 0, &[("a", 2)]));
+    let outcome = e.fifo_release(&M.into(), &["a".into()]).unwrap();
+    assert!(outcome.preempted.is_empty());
+    let picked = e.order(&key("picked-young")).unwrap();
+    assert_eq!(picked.status, OrderStatus::Processing);
+    assert!(picked.picked);
+    assert_eq!(e.order(&key("old")).unwrap().status, OrderStatus::Exception);
+    assert_consistent(&e);
+}
+
+#[test]
+fn a_held_orders_stock_goes_to_others_and_fifo_skips_it() {
+    let e = engine();
+    fifo_merchant(&e, crate::model::FifoStrategy::Full, false);
+    set(&e, "a", "fc1", 2);
+    allocate(&e, request("held", 0, &[("a", 2)]));
+    allocate(&e, request("waiting", 10, &[("a", 2)]));
+    e.hold(&key("held"), "fraud review".into()).unwrap();
+    let outcome = e.fifo_release(&M.into(), &[]).unwrap();
+    assert_eq!(outcome.released, vec![OrderId::new("waiting")]);
+    assert_eq!(e.order(&key("held")).unwrap().status, OrderStatus::OnHold);
+    // Released later, it waits: its stock is gone.
+    assert_eq!(
+        e.release(&key("held")).unwrap().status,
+        OrderStatus::Exception
+    );
+    assert_consistent(&e);
+}
+
+#[test]
+fn fifo_release_needs_a_fifo_merchant() {
+    let e = engine();
+    assert!(matches!(
+        e.fifo_release(&M.into(), &[]),
+        Err(Error::FailedPrecondition(_))
+    ));
+}
+
+#[test]
+fn the_pass_of_a_fifo_merchant_is_a_fifo_release() {
+    let e = engine();
+    fifo_merchant(&e, crate::model::FifoStrategy::Full, false);
+    set(&e, "a", "fc1", 2);
+    allocate(&e, request("young", 10, &[("a", 2)]));
+    allocate(&e, request("old", 0, &[("a", 2)]));
+    // A count (not a receipt) changes nothing here; the periodic pass does.
+    let counts = e.reprocess(None);
+    assert_eq!(counts.examined, 2);
+    assert_eq!(
+        e.order(&key("old")).unwrap().status,
+        OrderStatus::Processing
+    );
+    assert_eq!(
+        e.order(&key("young")).unwrap().status,
+        OrderStatus::Exception
+    );
 }
