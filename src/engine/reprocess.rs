@@ -53,12 +53,18 @@ impl PassCounts {
         }
     }
 
-    pub fn add(mut self, other: Self) -> Self {
-        self.examined += other.examined;
-        self.allocated += other.allocated;
-        self.partially_allocated += other.partially_allocated;
-        self.still_in_exception += other.still_in_exception;
-        self
+}
+
+impl std::ops::Add for PassCounts {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            examined: self.examined + other.examined,
+            allocated: self.allocated + other.allocated,
+            partially_allocated: self.partially_allocated + other.partially_allocated,
+            still_in_exception: self.still_in_exception + other.still_in_exception,
+        }
     }
 }
 
@@ -99,9 +105,9 @@ impl Engine {
         let _pass = self.shared.pass_lock.lock();
         let mut counts = PassCounts::default();
         for fifo_merchant in self.fifo_merchants(merchant) {
-            counts = counts.add(self.fifo_release_locked(&fifo_merchant, &[]).counts);
+            counts = counts + self.fifo_release_locked(&fifo_merchant, &[]).counts;
         }
-        counts.add(self.exception_pass(merchant))
+        counts + self.exception_pass(merchant)
     }
 
     fn fifo_merchants(&self, only: Option<&MerchantId>) -> Vec<Arc<Merchant>> {
@@ -130,7 +136,7 @@ impl Engine {
                 }
                 counts
             })
-            .reduce(PassCounts::default, PassCounts::add)
+            .reduce(PassCounts::default, |a, b| a + b)
     }
 
     /// Every unpicked order waiting for stock, of non-FIFO merchants.
