@@ -52,7 +52,6 @@ impl PassCounts {
             _ => self.still_in_exception += 1,
         }
     }
-
 }
 
 impl std::ops::Add for PassCounts {
