@@ -35,4 +35,13 @@ pub struct ServeConfig {
     /// Ledger lock stripes (rounded up to a power of two).
     #[arg(long, env = "ALLOCATION_STRIPES", default_value_t = 1024)]
     pub stripes: usize,
+
+    /// Seconds between exception reprocessing passes (SPEC §5: 30 minutes).
+    #[arg(
+        long,
+        env = "ALLOCATION_REPROCESS_INTERVAL_SECONDS",
+        default_value_t = 1800,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub reprocess_interval_seconds: u64,
 }

@@ -16,8 +16,10 @@
 //! - [`grpc`]: generated protobuf code, request validation and conversion,
 //!   the tonic service, the one mapping from core errors to gRPC statuses.
 //! - [`server`]: binds the service to a listener and runs it until shutdown.
+//! - [`background`]: the periodic reprocessing pass, owned by a guard.
 //! - [`config`]: command-line flags and environment variables.
 
+pub mod background;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -1,9 +1,12 @@
 //! The binary: parse flags, bind, run until SIGINT or SIGTERM.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 
+use allocation::background::Reprocessor;
 use allocation::config::{Cli, Command, ServeConfig};
 use allocation::engine::{Engine, EngineConfig};
 
@@ -29,8 +32,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
+    let reprocessor = Reprocessor::spawn(
+        engine.clone(),
+        Duration::from_secs(config.reprocess_interval_seconds),
+    );
     tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "serving");
     allocation::server::run(listener, engine, shutdown_signal()).await?;
+    reprocessor.stop().await;
     tracing::info!("stopped");
     Ok(())
 }

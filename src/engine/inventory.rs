@@ -115,6 +115,10 @@ impl Engine {
         if settings.fifo_strategy != FifoStrategy::None && !grown.is_empty() {
             let _pass = self.shared.pass_lock.lock();
             outcome.fifo = Some(self.fifo_release_locked(&settings, &grown));
+            // Show the stock as the release left it.
+            for view in &mut outcome.views {
+                *view = self.inventory(merchant, &view.sku)?;
+            }
         }
         Ok(outcome)
     }

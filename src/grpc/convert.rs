@@ -402,6 +402,25 @@ pub fn adjust_inventory(
     inventory_changes(&merchant_id, "deltas", entries)
 }
 
+pub fn fifo_release(request: proto::FifoReleaseRequest) -> Result<(MerchantId, Vec<Sku>)> {
+    let proto::FifoReleaseRequest {
+        merchant_id,
+        skus,
+        as_of,
+    } = request;
+    let mut v = Violations::default();
+    v.id("merchant_id", &merchant_id);
+    v.count("skus", skus.len(), INVENTORY_ENTRIES_MAX);
+    for (i, sku) in skus.iter().enumerate().take(INVENTORY_ENTRIES_MAX) {
+        v.id(&format!("skus[{i}]"), sku);
+    }
+    if let Some(as_of) = as_of {
+        v.timestamp("as_of", as_of);
+    }
+    let skus = skus.iter().map(|sku| Sku::new(sku)).collect();
+    v.finish((MerchantId::new(&merchant_id), skus))
+}
+
 /// The `ListOrders` arguments: status filter, page size, where to start.
 pub fn list_orders(
     status: Option<i32>,
@@ -463,6 +482,13 @@ fn decode_cursor(token: &str) -> Option<PageCursor> {
 }
 
 // ---------------------------------------------------------------- outgoing
+
+pub fn duration_to_proto(duration: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
+        nanos: duration.subsec_nanos() as i32,
+    }
+}
 
 pub fn timestamp_to_proto(time: Timestamp) -> prost_types::Timestamp {
     prost_types::Timestamp {

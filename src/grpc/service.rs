@@ -289,16 +289,39 @@ impl AllocationService for Service {
 
     async fn reprocess(
         &self,
-        _: Request<ReprocessRequest>,
+        request: Request<ReprocessRequest>,
     ) -> Result<Response<ReprocessResponse>, Status> {
-        Err(unimplemented("Reprocess"))
+        let ReprocessRequest { merchant_id, as_of } = request.into_inner();
+        let merchant = match merchant_id.as_str() {
+            "" => None,
+            id => Some(convert::merchant_id(id)?),
+        };
+        convert::as_of(as_of)?;
+        let started = std::time::Instant::now();
+        let counts = self
+            .blocking(move |engine| Ok(engine.reprocess(merchant.as_ref())))
+            .await?;
+        Ok(Response::new(ReprocessResponse {
+            examined: saturate(counts.examined),
+            allocated: saturate(counts.allocated),
+            partially_allocated: saturate(counts.partially_allocated),
+            still_in_exception: saturate(counts.still_in_exception),
+            duration: Some(convert::duration_to_proto(started.elapsed())),
+        }))
     }
 
     async fn fifo_release(
         &self,
-        _: Request<FifoReleaseRequest>,
+        request: Request<FifoReleaseRequest>,
     ) -> Result<Response<FifoReleaseResponse>, Status> {
-        Err(unimplemented("FifoRelease"))
+        let (merchant, skus) = convert::fifo_release(request.into_inner())?;
+        let outcome = self
+            .blocking(move |engine| engine.fifo_release(&merchant, &skus))
+            .await?;
+        Ok(Response::new(FifoReleaseResponse {
+            released_order_ids: ids(&outcome.released),
+            preempted_order_ids: ids(&outcome.preempted),
+        }))
     }
 
     type WatchEventsStream = EventStream;
@@ -319,16 +342,25 @@ impl AllocationService for Service {
 }
 
 fn inventory_response(outcome: crate::engine::InventoryOutcome) -> InventoryResponse {
+    let fifo = outcome.fifo.unwrap_or_default();
     InventoryResponse {
         views: outcome
             .views
             .iter()
             .map(convert::inventory_view_to_proto)
             .collect(),
-        shortage_order_ids: outcome
-            .shortage_orders
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+        shortage_order_ids: ids(&outcome.shortage_orders),
+        fifo_released_order_ids: ids(&fifo.released),
+        fifo_preempted_order_ids: ids(&fifo.preempted),
     }
+}
+
+fn ids(ids: &[crate::model::OrderId]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
+/// Counts in responses are 32-bit; a pass over more than 4 billion orders
+/// reports the maximum rather than wrapping.
+fn saturate(count: u64) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
 }
