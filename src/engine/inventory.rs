@@ -6,7 +6,7 @@
 //! until the count fits, and go to exception with `INVENTORY_SHORTAGE`
 //! (SPEC §3). A count below picked units is refused.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::ledger::{FcStock, Locked, SkuInfo};
@@ -349,13 +349,12 @@ fn apply(
         row.on_hand = p.on_hand;
         assert!(row.reserved <= row.on_hand, "count applied below reserved");
     }
-    let mut views: Vec<InventoryView> = Vec::new();
-    for key in keys {
-        if views.iter().all(|v| v.sku != key.sku) {
-            let fcs = locked.get(key).map(|r| r.fcs.clone()).unwrap_or_default();
-            views.push(view(key, fcs));
-        }
-    }
+    let mut seen = HashSet::with_capacity(keys.len());
+    let views: Vec<InventoryView> = keys
+        .iter()
+        .filter(|key| seen.insert(&key.sku))
+        .map(|key| view(key, locked.get(key).map(|r| r.fcs.clone()).unwrap_or_default()))
+        .collect();
     let mut grown: Vec<Sku> = planned
         .iter()
         .filter(|p| p.increased)
