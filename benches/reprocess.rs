@@ -11,8 +11,7 @@ use rayon::prelude::*;
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
 use allocation::model::{
-    Channel, FcId, MarketplaceStatus, Merchant, MerchantId, OrderLine, OrderRequest, Sku,
-    Timestamp,
+    Channel, FcId, MarketplaceStatus, Merchant, MerchantId, OrderLine, OrderRequest, Sku, Timestamp,
 };
 
 const SKUS: usize = 100_000;
@@ -54,7 +53,9 @@ impl Zipf {
 
     fn sample(&self, rng: &mut Rng) -> usize {
         let target = rng.unit() * self.cumulative[self.cumulative.len() - 1];
-        self.cumulative.partition_point(|&c| c < target).min(self.cumulative.len() - 1)
+        self.cumulative
+            .partition_point(|&c| c < target)
+            .min(self.cumulative.len() - 1)
     }
 }
 
@@ -156,20 +157,26 @@ fn reprocess_pass(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(1));
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        group.bench_function(format!("{}_orders_{threads}_threads", orders_count()), |b| {
-            b.iter_custom(|iterations| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iterations {
-                    let engine = build();
-                    let started = Instant::now();
-                    let counts = pool.install(|| engine.reprocess(None));
-                    total += started.elapsed();
-                    assert_eq!(counts.examined as usize, orders_count());
-                }
-                total
-            })
-        });
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        group.bench_function(
+            format!("{}_orders_{threads}_threads", orders_count()),
+            |b| {
+                b.iter_custom(|iterations| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iterations {
+                        let engine = build();
+                        let started = Instant::now();
+                        let counts = pool.install(|| engine.reprocess(None));
+                        total += started.elapsed();
+                        assert_eq!(counts.examined as usize, orders_count());
+                    }
+                    total
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -67,4 +67,17 @@ impl OrderBook {
             .map(|entry| Arc::clone(entry.value()))
             .collect()
     }
+
+    /// Visit every order on the rayon pool, keeping what `keep` returns.
+    /// For passes over the whole book: the scan itself runs in parallel.
+    pub fn par_filter_map<T: Send>(
+        &self,
+        keep: impl Fn(&SharedOrder) -> Option<T> + Sync,
+    ) -> Vec<T> {
+        use rayon::prelude::*;
+        self.orders
+            .par_iter()
+            .filter_map(|entry| keep(entry.value()))
+            .collect()
+    }
 }

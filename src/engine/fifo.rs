@@ -26,7 +26,7 @@ use crate::policy::Rules;
 
 use super::allocate::{allocate_locked, sku_keys, DecisionSnapshot};
 use super::components::UnionFind;
-use super::lifecycle::{allocation_keys, unreserve_locked};
+use super::lifecycle::unreserve_locked;
 use super::reprocess::PassCounts;
 use super::Engine;
 
@@ -182,8 +182,7 @@ fn release_oldest_first(
     let mut before = Vec::with_capacity(orders.len());
     for order in orders.iter_mut() {
         before.push(DecisionSnapshot::of(order));
-        let order_keys = allocation_keys(order);
-        unreserve_locked(locked, order, &order_keys);
+        unreserve_locked(locked, order);
     }
     let mut by_age: Vec<usize> = (0..orders.len()).collect();
     by_age.sort_by(|&a, &b| {

@@ -171,8 +171,7 @@ impl Engine {
             let mut shortage_orders = Vec::with_capacity(released.len());
             for index in released {
                 let order = &mut holders[index];
-                let order_keys = allocation_keys(order);
-                unreserve_locked(&mut locked, order, &order_keys);
+                unreserve_locked(&mut locked, order);
                 order.status = OrderStatus::Exception;
                 order.exceptions = order
                     .request
@@ -353,7 +352,12 @@ fn apply(
     let views: Vec<InventoryView> = keys
         .iter()
         .filter(|key| seen.insert(&key.sku))
-        .map(|key| view(key, locked.get(key).map(|r| r.fcs.clone()).unwrap_or_default()))
+        .map(|key| {
+            view(
+                key,
+                locked.get(key).map(|r| r.fcs.clone()).unwrap_or_default(),
+            )
+        })
         .collect();
     let mut grown: Vec<Sku> = planned
         .iter()

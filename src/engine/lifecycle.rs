@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::ledger::Locked;
-use crate::model::{Order, OrderKey, OrderStatus, SkuKey};
+use crate::model::{Allocation, MerchantId, Order, OrderKey, OrderStatus, SkuKey};
 use crate::order_book::OrderGuard;
 
 use super::allocate::Occasion;
@@ -111,19 +111,36 @@ impl Engine {
         }
         let keys = allocation_keys(order);
         let mut locked = self.shared.ledger.lock(&keys);
-        unreserve_locked(&mut locked, order, &keys);
+        unreserve_locked(&mut locked, order);
     }
 }
 
 /// Give back every unit the order holds, with its stripes already locked.
-pub(super) fn unreserve_locked(locked: &mut Locked<'_>, order: &mut Order, keys: &[SkuKey]) {
-    for (allocation, key) in order.allocations.iter().zip(keys) {
-        locked
-            .entry(key)
-            .unreserve(&allocation.fc, u64::from(allocation.quantity), order.picked);
-    }
+pub(super) fn unreserve_locked(locked: &mut Locked<'_>, order: &mut Order) {
+    unreserve_allocations(
+        locked,
+        &order.request.merchant_id,
+        &order.allocations,
+        order.picked,
+    );
     order.allocations.clear();
     order.picked = false;
+}
+
+/// Give back `allocations` of a merchant's order (picked units too, when
+/// `picked`), with their stripes already locked.
+pub(super) fn unreserve_allocations(
+    locked: &mut Locked<'_>,
+    merchant: &MerchantId,
+    allocations: &[Allocation],
+    picked: bool,
+) {
+    for allocation in allocations {
+        let key = SkuKey::new(merchant, &allocation.sku);
+        locked
+            .entry(&key)
+            .unreserve(&allocation.fc, u64::from(allocation.quantity), picked);
+    }
 }
 
 /// The ledger keys of an order's allocations, in allocation order.

@@ -3,33 +3,36 @@
 //! purchase time first (ties: order id).
 //!
 //! The pass runs on rayon workers, yet its result equals one sequential pass
-//! in age order. Two orders can only affect each other through a SKU whose
-//! stock can change during the pass: a "live" SKU, one with units available
-//! at the start or held by an order of the pass (re-deciding an order first
-//! gives its units back). Orders are grouped into connected components over
-//! live SKUs; each component is decided sequentially in age order, and
-//! components run in parallel. An order that cannot take anything (it is not
-//! allowed to ship partially, holds nothing, and needs a SKU with no stock
-//! anywhere) reads only constants, so it is a component of its own.
+//! in age order. An order's decision reads only the stock of its own SKUs,
+//! and only stock that can change during the pass matters: a "live" SKU has
+//! units available at the start, or is held by an order of the pass (which
+//! gives its units back when decided again). So each live SKU gets a queue
+//! of the orders touching it, in age order, and an order is decided once it
+//! heads every one of its queues, i.e. once every older order it could
+//! depend on is done. That wavefront is exactly the sequential order where
+//! it matters, and runs everything else in parallel. An order that cannot
+//! take anything (not allowed to ship partially, holds nothing, needs a SKU
+//! with no stock anywhere) reads only constants and waits for nobody.
 //!
 //! Orders of FIFO merchants are not decided here: their pass is a FIFO
 //! release (`fifo.rs`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
+use crate::error::Result;
 use crate::model::{FifoStrategy, Merchant, MerchantId, OrderKey, OrderStatus, SkuKey, Timestamp};
 use crate::order_book::SharedOrder;
 
-use super::allocate::{decide_locked, sku_keys, DecisionSnapshot, Occasion};
-use super::components::UnionFind;
-use super::lifecycle::{allocation_keys, unreserve_locked};
+use super::allocate::{decide_locked, sku_keys, Occasion};
+use super::lifecycle::{not_found, unreserve_allocations};
 use super::Engine;
 
-/// Independent orders are handed to rayon in chunks of this many, so the
-/// scheduling overhead stays small next to the work.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Orders that wait for nobody are handed to rayon in chunks of this many,
+/// so the scheduling overhead stays small next to the work.
 const INDEPENDENT_CHUNK: usize = 1_024;
 
 /// What a pass did.
@@ -67,11 +70,12 @@ impl std::ops::Add for PassCounts {
     }
 }
 
-/// What the pass needs to know about one waiting order to schedule it.
+/// One waiting order, with what the pass needs to schedule and decide it.
 struct Waiting {
     order: SharedOrder,
     age: (Timestamp, OrderKey),
     skus: Vec<SkuKey>,
+    merchant: Arc<Merchant>,
     holds_stock: bool,
     may_ship_partially: bool,
 }
@@ -79,23 +83,44 @@ struct Waiting {
 impl Engine {
     /// Decide one waiting order again: give back what it holds and allocate
     /// it afresh, in one critical section. Orders not waiting for stock, and
-    /// picked ones (their units are frozen), are left as they are. The
-    /// version moves only if the decision changed something.
-    pub fn reprocess_order(&self, key: &OrderKey) -> crate::error::Result<OrderStatus> {
-        let mut order = self.lock_order(key)?;
-        if !order.status.awaits_stock() || order.picked {
-            return Ok(order.status);
-        }
+    /// picked ones (their units are frozen), are left as they are.
+    pub fn reprocess_order(&self, key: &OrderKey) -> Result<OrderStatus> {
+        let shared = self.shared.orders.get(key).ok_or_else(|| not_found(key))?;
         let merchant = self.merchant(&key.merchant);
-        let before = DecisionSnapshot::of(&order);
-        let keys = sku_keys(&order.request);
-        let mut locked = self.shared.ledger.lock(&keys);
-        let held = allocation_keys(&order);
-        unreserve_locked(&mut locked, &mut order, &held);
-        decide_locked(&mut locked, &mut order, &merchant, &keys, Occasion::Again);
+        let keys = sku_keys(&shared.lock().request);
+        Ok(self.decide_again(&shared, &merchant, &keys))
+    }
+
+    /// The version moves only if the decision changed something.
+    fn decide_again(
+        &self,
+        shared: &SharedOrder,
+        merchant: &Merchant,
+        keys: &[SkuKey],
+    ) -> OrderStatus {
+        let mut order = shared.lock();
+        if !order.status.awaits_stock() || order.picked {
+            return order.status;
+        }
+        let before_status = order.status;
+        let before_allocations = std::mem::take(&mut order.allocations);
+        let before_exceptions = std::mem::take(&mut order.exceptions);
+        let mut locked = self.shared.ledger.lock(keys);
+        unreserve_allocations(
+            &mut locked,
+            &order.request.merchant_id,
+            &before_allocations,
+            false,
+        );
+        decide_locked(&mut locked, &mut order, merchant, keys, Occasion::Again);
         drop(locked);
-        before.bump_version_if_changed(&mut order);
-        Ok(order.status)
+        if order.status != before_status
+            || order.allocations != before_allocations
+            || order.exceptions != before_exceptions
+        {
+            order.version += 1;
+        }
+        order.status
     }
 
     /// One reprocessing pass over every merchant, or one. FIFO merchants get
@@ -122,117 +147,212 @@ impl Engine {
     /// The parallel pass over non-FIFO merchants' waiting orders.
     fn exception_pass(&self, merchant: Option<&MerchantId>) -> PassCounts {
         let waiting = self.waiting_orders(merchant);
-        let units = self.schedule(&waiting);
-        units
-            .par_iter()
-            .map(|unit| {
-                let mut counts = PassCounts::default();
-                for &index in unit {
-                    let key = &waiting[index].age.1;
-                    if let Ok(status) = self.reprocess_order(key) {
-                        counts.count(status);
+        let plan = self.wavefront(&waiting);
+        let tally = Tally::default();
+        rayon::scope(|scope| {
+            for chunk in plan.independent.chunks(INDEPENDENT_CHUNK) {
+                let (waiting, tally) = (&waiting, &tally);
+                scope.spawn(move |_| {
+                    for &index in chunk {
+                        let entry = &waiting[index];
+                        tally.count(self.decide_again(&entry.order, &entry.merchant, &entry.skus));
                     }
-                }
-                counts
-            })
-            .reduce(PassCounts::default, |a, b| a + b)
+                });
+            }
+            for &head in &plan.ready {
+                let (waiting, plan, tally) = (&waiting, &plan, &tally);
+                scope.spawn(move |scope| self.run_chain(scope, waiting, plan, tally, head));
+            }
+        });
+        tally.counts()
     }
 
-    /// Every unpicked order waiting for stock, of non-FIFO merchants.
+    /// Decide `index`, then every order it makes ready: one of them in this
+    /// task (chains stay on one worker), the others as new tasks.
+    fn run_chain<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        waiting: &'s [Waiting],
+        plan: &'s Wavefront,
+        tally: &'s Tally,
+        mut index: usize,
+    ) {
+        loop {
+            let entry = &waiting[index];
+            tally.count(self.decide_again(&entry.order, &entry.merchant, &entry.skus));
+            let mut next = None;
+            for &(queue, position) in &plan.places[index] {
+                let Some(&successor) = plan.queues[queue].get(position + 1) else {
+                    continue;
+                };
+                if plan.pending[successor].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    match next {
+                        None => next = Some(successor),
+                        Some(_) => scope.spawn(move |scope| {
+                            self.run_chain(scope, waiting, plan, tally, successor)
+                        }),
+                    }
+                }
+            }
+            match next {
+                Some(successor) => index = successor,
+                None => return,
+            }
+        }
+    }
+
+    /// Every unpicked order waiting for stock, of non-FIFO merchants, found
+    /// by a parallel scan of the order book.
     fn waiting_orders(&self, merchant: Option<&MerchantId>) -> Vec<Waiting> {
-        let mut settings: HashMap<MerchantId, Arc<Merchant>> = HashMap::new();
-        let mut waiting = Vec::new();
-        for shared in self.shared.orders.orders_of(merchant) {
+        let settings: FastMap<MerchantId, Arc<Merchant>> = self
+            .shared
+            .merchants
+            .iter()
+            .map(|entry| (entry.key().clone(), Arc::clone(entry.value())))
+            .collect();
+        self.shared.orders.par_filter_map(|shared| {
             let order = shared.lock();
-            if !order.status.awaits_stock() || order.picked {
-                continue;
+            let in_scope = merchant.is_none_or(|m| &order.request.merchant_id == m);
+            if !in_scope || !order.status.awaits_stock() || order.picked {
+                return None;
             }
-            let merchant_id = &order.request.merchant_id;
-            let settings = settings
-                .entry(merchant_id.clone())
-                .or_insert_with(|| self.merchant(merchant_id));
-            if settings.fifo_strategy != FifoStrategy::None {
-                continue;
-            }
-            let may_ship_partially = order
-                .request
-                .partial_shipments
-                .unwrap_or(settings.partial_shipments);
-            let entry = Waiting {
+            let merchant = match settings.get(&order.request.merchant_id) {
+                Some(settings) if settings.fifo_strategy != FifoStrategy::None => return None,
+                Some(settings) => Arc::clone(settings),
+                None => Arc::new(Merchant::with_defaults(order.request.merchant_id.clone())),
+            };
+            Some(Waiting {
                 age: (order.request.purchase_time, order.key()),
                 skus: sku_keys(&order.request),
                 holds_stock: !order.allocations.is_empty(),
-                may_ship_partially,
-                order: Arc::clone(&shared),
-            };
-            drop(order);
-            waiting.push(entry);
-        }
-        waiting
+                may_ship_partially: order
+                    .request
+                    .partial_shipments
+                    .unwrap_or(merchant.partial_shipments),
+                merchant,
+                order: Arc::clone(shared),
+            })
+        })
     }
 
-    /// Split the waiting orders into units that can run in parallel, each
-    /// unit's orders in age order.
-    fn schedule(&self, waiting: &[Waiting]) -> Vec<Vec<usize>> {
-        // Index the SKUs; a SKU is live if it has units available now or an
-        // order of the pass holds some of it.
-        let mut sku_index: HashMap<&SkuKey, usize> = HashMap::new();
-        for entry in waiting {
-            for key in &entry.skus {
-                let next = sku_index.len();
-                sku_index.entry(key).or_insert(next);
-            }
-        }
-        let mut live = vec![false; sku_index.len()];
-        for (key, &index) in &sku_index {
-            let locked = self.shared.ledger.lock([*key]);
-            live[index] = locked
-                .get(key)
-                .is_some_and(|record| record.fcs.iter().any(|row| row.available() > 0));
-        }
-        for entry in waiting.iter().filter(|entry| entry.holds_stock) {
-            let order = entry.order.lock();
-            for allocation in &order.allocations {
-                let key = SkuKey::new(&order.request.merchant_id, &allocation.sku);
-                if let Some(&index) = sku_index.get(&key) {
-                    live[index] = true;
-                }
-            }
-        }
+    /// Build the per-SKU queues and each order's count of predecessors.
+    fn wavefront(&self, waiting: &[Waiting]) -> Wavefront {
+        let mut by_age: Vec<usize> = (0..waiting.len()).collect();
+        by_age.sort_unstable_by(|&a, &b| waiting[a].age.cmp(&waiting[b].age));
 
-        let mut components = UnionFind::new(sku_index.len());
+        let live = self.live_skus(waiting);
+        let mut queue_of: FastMap<&SkuKey, usize> = FastMap::default();
+        let mut queues: Vec<Vec<usize>> = Vec::new();
+        let mut places: Vec<Vec<(usize, usize)>> = vec![Vec::new(); waiting.len()];
         let mut independent = Vec::new();
-        let mut first_live_sku = vec![usize::MAX; waiting.len()];
-        for (i, entry) in waiting.iter().enumerate() {
-            let skus: Vec<usize> = entry.skus.iter().map(|key| sku_index[key]).collect();
+        for index in by_age {
+            let entry = &waiting[index];
+            let is_live = |key: &&SkuKey| live.get(key) == Some(&true);
             let cannot_take_anything = !entry.may_ship_partially
                 && !entry.holds_stock
-                && skus.iter().any(|&sku| !live[sku]);
-            let live_skus: Vec<usize> = skus.into_iter().filter(|&sku| live[sku]).collect();
-            match live_skus.first() {
-                Some(&first) if !cannot_take_anything => {
-                    for &other in &live_skus[1..] {
-                        components.union(first, other);
-                    }
-                    first_live_sku[i] = first;
-                }
-                _ => independent.push(i),
+                && !entry.skus.iter().all(|key| is_live(&key));
+            let live_skus: Vec<&SkuKey> = entry.skus.iter().filter(is_live).collect();
+            if cannot_take_anything || live_skus.is_empty() {
+                independent.push(index);
+                continue;
+            }
+            for key in live_skus {
+                let queue = *queue_of.entry(key).or_insert_with(|| {
+                    queues.push(Vec::new());
+                    queues.len() - 1
+                });
+                places[index].push((queue, queues[queue].len()));
+                queues[queue].push(index);
             }
         }
+        let pending: Vec<AtomicU32> = places
+            .iter()
+            .map(|places| {
+                AtomicU32::new(places.iter().filter(|&&(_, position)| position > 0).count() as u32)
+            })
+            .collect();
+        let ready = (0..waiting.len())
+            .filter(|&index| {
+                !places[index].is_empty() && pending[index].load(Ordering::Relaxed) == 0
+            })
+            .collect();
+        Wavefront {
+            queues,
+            places,
+            pending,
+            ready,
+            independent,
+        }
+    }
 
-        let mut by_root: HashMap<usize, Vec<usize>> = HashMap::new();
-        for (i, &sku) in first_live_sku.iter().enumerate() {
-            if sku != usize::MAX {
-                by_root.entry(components.find(sku)).or_default().push(i);
+    /// SKUs whose stock can change during the pass: some unit available
+    /// now, or held by a waiting order.
+    /// The map says, for every SKU of a waiting order, whether it is live.
+    fn live_skus<'w>(&self, waiting: &'w [Waiting]) -> FastMap<&'w SkuKey, bool> {
+        let mut live: FastMap<&SkuKey, bool> = FastMap::default();
+        for entry in waiting {
+            for key in &entry.skus {
+                match live.get(key) {
+                    Some(true) => continue,
+                    Some(false) if !entry.holds_stock => continue,
+                    _ => {}
+                }
+                let is_live = entry.holds_stock || {
+                    let locked = self.shared.ledger.lock([key]);
+                    locked
+                        .get(key)
+                        .is_some_and(|record| record.fcs.iter().any(|row| row.available() > 0))
+                };
+                live.insert(key, is_live);
             }
         }
-        let mut units: Vec<Vec<usize>> = by_root.into_values().collect();
-        for unit in &mut units {
-            unit.sort_unstable_by(|&a, &b| waiting[a].age.cmp(&waiting[b].age));
+        live
+    }
+}
+
+/// The dependency structure of a pass.
+struct Wavefront {
+    /// Per live SKU, the orders touching it, oldest first.
+    queues: Vec<Vec<usize>>,
+    /// Per order, (queue, position in it) for each of its live SKUs.
+    places: Vec<Vec<(usize, usize)>>,
+    /// Per order, how many of its queues still have an older order ahead.
+    pending: Vec<AtomicU32>,
+    /// Orders with nobody ahead in any of their queues.
+    ready: Vec<usize>,
+    /// Orders that wait for nobody and nobody waits for.
+    independent: Vec<usize>,
+}
+
+/// Pass counts shared by the workers.
+#[derive(Default)]
+struct Tally {
+    examined: AtomicU64,
+    allocated: AtomicU64,
+    partially_allocated: AtomicU64,
+}
+
+impl Tally {
+    fn count(&self, status: OrderStatus) {
+        self.examined.fetch_add(1, Ordering::Relaxed);
+        match status {
+            OrderStatus::Processing => self.allocated.fetch_add(1, Ordering::Relaxed),
+            OrderStatus::PartiallyAllocated => {
+                self.partially_allocated.fetch_add(1, Ordering::Relaxed)
+            }
+            _ => 0,
+        };
+    }
+
+    fn counts(&self) -> PassCounts {
+        let examined = self.examined.load(Ordering::Relaxed);
+        let allocated = self.allocated.load(Ordering::Relaxed);
+        let partially_allocated = self.partially_allocated.load(Ordering::Relaxed);
+        PassCounts {
+            examined,
+            allocated,
+            partially_allocated,
+            still_in_exception: examined - allocated - partially_allocated,
         }
-        // Largest first, so one big component does not start last.
-        units.sort_unstable_by_key(|unit| std::cmp::Reverse(unit.len()));
-        units.extend(independent.chunks(INDEPENDENT_CHUNK).map(<[usize]>::to_vec));
-        units
     }
 }
