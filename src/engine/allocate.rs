@@ -1,7 +1,7 @@
 //! Importing an order and deciding where it ships from.
 
 use crate::error::{Error, Result};
-use crate::ledger::Locked;
+use crate::ledger::{Locked, SkuRecord};
 use crate::model::{
     Acknowledgement, Allocation, Channel, ExceptionLine, FcId, MarketplaceStatus, Merchant, Order,
     OrderRequest, OrderStatus, SkuKey, Timestamp,
@@ -205,22 +205,26 @@ pub(super) fn allocate_locked(
     keys: &[SkuKey],
     rules: Rules,
 ) {
-    let fcs = candidate_fcs(locked, merchant, &order.request, keys);
-    let needs = order
-        .request
-        .lines
-        .iter()
-        .map(|line| u64::from(line.quantity))
-        .collect();
-    let mut matrix = StockMatrix::new(needs, fcs.len());
-    for (line, key) in keys.iter().enumerate() {
-        if let Some(record) = locked.get(key) {
-            for (index, fc) in fcs.iter().enumerate() {
-                matrix.set_available(line, index, record.available_at(fc));
+    let (fcs, plan) = {
+        // One lookup per line; the records are only read here.
+        let records: Vec<Option<&SkuRecord>> = keys.iter().map(|key| locked.get(key)).collect();
+        let fcs = candidate_fcs(&records, merchant, &order.request);
+        let needs = order
+            .request
+            .lines
+            .iter()
+            .map(|line| u64::from(line.quantity))
+            .collect();
+        let mut matrix = StockMatrix::new(needs, fcs.len());
+        for (line, record) in records.iter().enumerate() {
+            for row in record.iter().flat_map(|record| &record.fcs) {
+                if let Some(index) = fcs.iter().position(|fc| *fc == row.fc) {
+                    matrix.set_available(line, index, row.available());
+                }
             }
         }
-    }
-    let plan = policy::decide(&matrix, rules);
+        (fcs, policy::decide(&matrix, rules))
+    };
 
     order.allocations.clear();
     for pick in &plan.picks {
@@ -257,31 +261,23 @@ pub(super) fn allocate_locked(
 /// every FC with available units of any line, ranked by the merchant's
 /// priority list and then by FC id.
 fn candidate_fcs(
-    locked: &Locked<'_>,
+    records: &[Option<&SkuRecord>],
     merchant: &Merchant,
     request: &OrderRequest,
-    keys: &[SkuKey],
 ) -> Vec<FcId> {
     if let Some(assigned) = &request.assigned_fc {
         return vec![assigned.clone()];
     }
-    let mut fcs: Vec<FcId> = Vec::new();
-    for key in keys {
-        if let Some(record) = locked.get(key) {
-            for row in record.fcs.iter().filter(|row| row.available() > 0) {
-                if !fcs.contains(&row.fc) {
-                    fcs.push(row.fc.clone());
-                }
+    let mut ranked: Vec<(usize, &FcId)> = Vec::new();
+    for record in records.iter().flatten() {
+        for row in record.fcs.iter().filter(|row| row.available() > 0) {
+            if ranked.iter().all(|(_, fc)| **fc != row.fc) {
+                ranked.push((merchant.fc_rank(&row.fc), &row.fc));
             }
         }
     }
-    fcs.sort_by(|a, b| {
-        merchant
-            .fc_rank(a)
-            .cmp(&merchant.fc_rank(b))
-            .then_with(|| a.cmp(b))
-    });
-    fcs
+    ranked.sort_unstable();
+    ranked.into_iter().map(|(_, fc)| fc.clone()).collect()
 }
 
 impl Order {
