@@ -29,3 +29,4 @@ pub mod model;
 pub mod order_book;
 pub mod policy;
 pub mod server;
+pub mod storage;

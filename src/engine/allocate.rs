@@ -75,6 +75,7 @@ impl Engine {
         let mut locked = self.shared.ledger.lock(&keys);
         decide_locked(&mut locked, order, merchant, &keys, occasion);
         order.version += 1;
+        self.log_change(&locked, &keys, &[order]);
     }
 }
 

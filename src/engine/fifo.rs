@@ -55,29 +55,31 @@ impl Engine {
 
     /// The release itself; the caller holds the pass lock.
     pub(super) fn fifo_release_locked(&self, merchant: &Merchant, skus: &[Sku]) -> FifoOutcome {
-        for _ in 0..NEWCOMER_ATTEMPTS_MAX {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let mut orders = self.lock_fifo_candidates(&merchant.merchant_id, skus);
-            let keys: Vec<SkuKey> = orders
+            let mut keys: Vec<SkuKey> = orders
                 .iter()
                 .flat_map(|order| sku_keys(&order.request))
                 .collect();
+            keys.sort_unstable();
+            keys.dedup();
             let mut locked = self.shared.ledger.lock(&keys);
-            if !holds_every_unpicked_reservation(&locked, &keys, &orders) {
-                // An order imported after the scan reserved some of this
-                // stock: rescan so that it, too, waits its turn.
+            // An order imported after the scan may hold some of this stock:
+            // rescan so that it, too, waits its turn. Under a storm of
+            // imports, settle for the orders we have after a few tries: the
+            // invariants hold either way, only strict age order may slip.
+            if attempt < NEWCOMER_ATTEMPTS_MAX
+                && !holds_every_unpicked_reservation(&locked, &keys, &orders)
+            {
                 continue;
             }
-            return release_oldest_first(&mut locked, merchant, &mut orders);
+            let outcome = release_oldest_first(&mut locked, merchant, &mut orders);
+            let moved: Vec<&Order> = orders.iter().map(|order| &**order).collect();
+            self.log_change(&locked, &keys, &moved);
+            return outcome;
         }
-        // Under a storm of imports, settle for the orders we have: the
-        // invariants hold either way, only strict age order may slip.
-        let mut orders = self.lock_fifo_candidates(&merchant.merchant_id, skus);
-        let keys: Vec<SkuKey> = orders
-            .iter()
-            .flat_map(|order| sku_keys(&order.request))
-            .collect();
-        let mut locked = self.shared.ledger.lock(&keys);
-        release_oldest_first(&mut locked, merchant, &mut orders)
     }
 
     /// Lock, in ascending key order, every order a FIFO release may move:

@@ -11,8 +11,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::error::{Error, Result};
 use crate::ledger::{FcStock, Locked, SkuInfo};
 use crate::model::{
-    ExceptionLine, ExceptionReason, FcId, FifoStrategy, MerchantId, OrderId, OrderStatus, Sku,
-    SkuKey,
+    ExceptionLine, ExceptionReason, FcId, FifoStrategy, MerchantId, Order, OrderId, OrderStatus,
+    Sku, SkuKey,
 };
 use crate::order_book::OrderGuard;
 
@@ -88,6 +88,7 @@ impl Engine {
                 ..info.clone()
             };
         }
+        self.log_change(&locked, &keys, &[]);
         (registered, updated)
     }
 
@@ -138,7 +139,9 @@ impl Engine {
             let mut locked = self.shared.ledger.lock(&keys);
             let planned = plan(&locked, &keys, changes)?;
             if planned.iter().all(|p| p.on_hand >= reserved(&locked, p)) {
-                return Ok(apply(&mut locked, &keys, &planned, Vec::new()));
+                let applied = apply(&mut locked, &keys, &planned, Vec::new());
+                self.log_change(&locked, &keys, &[]);
+                return Ok(applied);
             }
         }
         self.update_inventory_with_shortage(merchant, &keys, changes)
@@ -186,7 +189,12 @@ impl Engine {
                 order.version += 1;
                 shortage_orders.push(order.request.order_id.clone());
             }
-            return Ok(apply(&mut locked, keys, &planned, shortage_orders));
+            let applied = apply(&mut locked, keys, &planned, shortage_orders);
+            all_keys.sort_unstable();
+            all_keys.dedup();
+            let orders: Vec<&Order> = holders.iter().map(|order| &**order).collect();
+            self.log_change(&locked, &all_keys, &orders);
+            return Ok(applied);
         }
         Err(Error::Contended(
             "inventory count kept racing new reservations; retry".to_string(),

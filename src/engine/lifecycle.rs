@@ -31,11 +31,11 @@ impl Engine {
         if order.status == OrderStatus::OnHold && order.hold_reason.as_ref() == Some(&reason) {
             return Ok(order.clone());
         }
-        self.unreserve_all(&mut order);
-        order.status = OrderStatus::OnHold;
-        order.hold_reason = Some(reason);
-        order.exceptions.clear();
-        order.version += 1;
+        self.unreserve_and(&mut order, |order| {
+            order.status = OrderStatus::OnHold;
+            order.hold_reason = Some(reason);
+            order.exceptions.clear();
+        });
         Ok(order.clone())
     }
 
@@ -66,11 +66,11 @@ impl Engine {
             &order,
             "cancelled (a shipped order is refunded, not cancelled)",
         )?;
-        self.unreserve_all(&mut order);
-        order.status = OrderStatus::Cancelled;
-        order.exceptions.clear();
-        order.hold_reason = None;
-        order.version += 1;
+        self.unreserve_and(&mut order, |order| {
+            order.status = OrderStatus::Cancelled;
+            order.exceptions.clear();
+            order.hold_reason = None;
+        });
         Ok(order.clone())
     }
 
@@ -98,20 +98,22 @@ impl Engine {
                 .entry(key)
                 .pick(&allocation.fc, u64::from(allocation.quantity));
         }
-        drop(locked);
         order.picked = true;
         order.version += 1;
+        self.log_change(&locked, &keys, &[&order]);
+        drop(locked);
         Ok(order.clone())
     }
 
-    /// Give back every unit the order holds. The caller holds the order's lock.
-    pub(super) fn unreserve_all(&self, order: &mut Order) {
-        if order.allocations.is_empty() {
-            return;
-        }
+    /// Give back every unit the order holds, change it with `update`, and
+    /// journal both, in one critical section. The caller holds the order's lock.
+    fn unreserve_and(&self, order: &mut Order, update: impl FnOnce(&mut Order)) {
         let keys = allocation_keys(order);
         let mut locked = self.shared.ledger.lock(&keys);
         unreserve_locked(&mut locked, order);
+        update(order);
+        order.version += 1;
+        self.log_change(&locked, &keys, &[order]);
     }
 }
 

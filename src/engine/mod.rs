@@ -10,6 +10,7 @@
 //! ascending key order, then the stripes.
 
 mod allocate;
+mod changes;
 mod components;
 mod fifo;
 mod inventory;
@@ -24,10 +25,11 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use crate::ledger::Ledger;
-use crate::model::{Merchant, MerchantId};
+use crate::ledger::{Ledger, Locked};
+use crate::model::{Merchant, MerchantId, Order, SkuKey};
 use crate::order_book::OrderBook;
 
+pub use changes::{ChangeLog, Effect, EffectRef};
 pub use fifo::FifoOutcome;
 pub use inventory::{CountChange, InventoryChange, InventoryOutcome, InventoryView};
 pub use queries::{Audit, OrderPage, PageCursor};
@@ -60,26 +62,65 @@ struct Shared {
     /// Serializes the operations that lock many orders at once, so that two
     /// of them can never wait for each other's orders.
     pass_lock: Mutex<()>,
+    /// Where every change is journaled; `None` keeps state in memory only
+    /// (tests and benchmarks of the core).
+    change_log: Option<Arc<dyn ChangeLog>>,
 }
 
 impl Engine {
+    /// An engine that keeps its state in memory only.
     pub fn new(config: EngineConfig) -> Self {
+        Self::build(config, None)
+    }
+
+    /// An engine that hands every change to `log` before it becomes visible
+    /// to anyone else.
+    pub fn with_change_log(config: EngineConfig, log: Arc<dyn ChangeLog>) -> Self {
+        Self::build(config, Some(log))
+    }
+
+    fn build(config: EngineConfig, change_log: Option<Arc<dyn ChangeLog>>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 ledger: Ledger::new(config.stripe_count),
                 orders: OrderBook::default(),
                 merchants: DashMap::default(),
                 pass_lock: Mutex::new(()),
+                change_log,
             }),
         }
     }
 
     /// Replace a merchant's settings.
     pub fn upsert_merchant(&self, merchant: Merchant) -> Merchant {
-        self.shared
+        // The entry's lock orders concurrent upserts of one merchant in the log.
+        let mut entry = self
+            .shared
             .merchants
-            .insert(merchant.merchant_id.clone(), Arc::new(merchant.clone()));
+            .entry(merchant.merchant_id.clone())
+            .or_insert_with(|| Arc::new(merchant.clone()));
+        *entry = Arc::new(merchant.clone());
+        if let Some(log) = &self.shared.change_log {
+            log.append(&[EffectRef::Merchant(&merchant)]);
+        }
+        drop(entry);
         merchant
+    }
+
+    /// Journal a change: the records of `keys` as `locked` now holds them,
+    /// and `orders`. Called before the locks are released.
+    fn log_change(&self, locked: &Locked<'_>, keys: &[SkuKey], orders: &[&Order]) {
+        let Some(log) = &self.shared.change_log else {
+            return;
+        };
+        let mut effects = Vec::with_capacity(keys.len() + orders.len());
+        for key in keys {
+            if let Some(record) = locked.get(key) {
+                effects.push(EffectRef::Sku(key, record));
+            }
+        }
+        effects.extend(orders.iter().map(|order| EffectRef::Order(order)));
+        log.append(&effects);
     }
 
     /// A merchant's settings; the defaults for a merchant never upserted.

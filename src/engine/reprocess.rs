@@ -113,12 +113,12 @@ impl Engine {
             false,
         );
         decide_locked(&mut locked, &mut order, merchant, keys, Occasion::Again);
-        drop(locked);
         if order.status != before_status
             || order.allocations != before_allocations
             || order.exceptions != before_exceptions
         {
             order.version += 1;
+            self.log_change(&locked, keys, &[&order]);
         }
         order.status
     }

@@ -1,0 +1,601 @@
+//! The binary encoding of state on disk: journal records and snapshot
+//! entries. Hand-written, little-endian, length-prefixed; every read is
+//! bounds-checked and every enum byte validated, so a corrupt file gives a
+//! `CodecError`, never a panic.
+//!
+//! What is stored are after-images: the whole new state of each merchant,
+//! SKU record or order a change touched. Applying an after-image twice is
+//! the same as applying it once, which is what lets a snapshot be taken
+//! while allocation goes on (see `snapshot.rs`).
+
+use crate::engine::{Effect, EffectRef};
+use crate::ledger::{FcStock, SkuInfo, SkuRecord};
+use crate::model::{
+    Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, FcId, FifoStrategy,
+    MarketplaceStatus, Merchant, MerchantId, Order, OrderId, OrderLine, OrderRequest, OrderStatus,
+    Sku, SkuKey, Timestamp,
+};
+
+/// Longest string or list the decoder accepts: far above any limit the
+/// service enforces, low enough that a corrupt length cannot make it
+/// allocate gigabytes.
+const DECODED_LENGTH_MAX: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{what} at byte {offset}")]
+pub struct CodecError {
+    pub what: String,
+    pub offset: usize,
+}
+
+const TAG_MERCHANT: u8 = 1;
+const TAG_SKU: u8 = 2;
+const TAG_ORDER: u8 = 3;
+
+// ---------------------------------------------------------------- writing
+
+#[derive(Default)]
+pub struct Writer {
+    pub bytes: Vec<u8>,
+}
+
+impl Writer {
+    pub fn u8(&mut self, value: u8) {
+        self.bytes.push(value);
+    }
+
+    pub fn bool(&mut self, value: bool) {
+        self.u8(u8::from(value));
+    }
+
+    pub fn u32(&mut self, value: u32) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+
+    pub fn u64(&mut self, value: u64) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+
+    pub fn i64(&mut self, value: i64) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+
+    pub fn len(&mut self, len: usize) {
+        self.u32(len as u32);
+    }
+
+    pub fn str(&mut self, value: &str) {
+        self.len(value.len());
+        self.bytes.extend_from_slice(value.as_bytes());
+    }
+
+    fn option_str(&mut self, value: Option<&str>) {
+        self.bool(value.is_some());
+        if let Some(value) = value {
+            self.str(value);
+        }
+    }
+
+    fn strings<'s>(&mut self, values: impl ExactSizeIterator<Item = &'s str>) {
+        self.len(values.len());
+        for value in values {
+            self.str(value);
+        }
+    }
+
+    fn timestamp(&mut self, time: Timestamp) {
+        self.i64(time.seconds);
+        self.u32(time.nanos);
+    }
+
+    pub fn effect(&mut self, effect: EffectRef<'_>) {
+        match effect {
+            EffectRef::Merchant(merchant) => {
+                self.u8(TAG_MERCHANT);
+                self.merchant(merchant);
+            }
+            EffectRef::Sku(key, record) => {
+                self.u8(TAG_SKU);
+                self.sku_record(key, record);
+            }
+            EffectRef::Order(order) => {
+                self.u8(TAG_ORDER);
+                self.order(order);
+            }
+        }
+    }
+
+    pub fn merchant(&mut self, merchant: &Merchant) {
+        self.str(merchant.merchant_id.as_str());
+        self.bool(merchant.partial_shipments);
+        self.u8(match merchant.fifo_strategy {
+            FifoStrategy::None => 0,
+            FifoStrategy::Full => 1,
+            FifoStrategy::Partial => 2,
+        });
+        self.strings(merchant.fc_priority.iter().map(FcId::as_str));
+        self.bool(merchant.auto_acknowledge);
+        self.bool(merchant.accept_regardless_of_inventory);
+        self.strings(merchant.split_tags.iter().map(String::as_str));
+    }
+
+    pub fn sku_record(&mut self, key: &SkuKey, record: &SkuRecord) {
+        self.str(key.merchant.as_str());
+        self.str(key.sku.as_str());
+        self.bool(record.info.registered);
+        self.strings(record.info.tags.iter().map(String::as_str));
+        self.bool(record.info.replenishable);
+        self.len(record.fcs.len());
+        for row in &record.fcs {
+            self.str(row.fc.as_str());
+            self.u64(row.on_hand);
+            self.u64(row.reserved);
+            self.u64(row.picked);
+        }
+    }
+
+    pub fn order(&mut self, order: &Order) {
+        let request = &order.request;
+        self.str(request.merchant_id.as_str());
+        self.str(request.order_id.as_str());
+        self.timestamp(request.purchase_time);
+        self.len(request.lines.len());
+        for line in &request.lines {
+            self.str(line.sku.as_str());
+            self.u32(line.quantity);
+        }
+        self.option_str(request.assigned_fc.as_ref().map(FcId::as_str));
+        self.u8(match request.partial_shipments {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        });
+        self.u8(match request.channel {
+            Channel::Direct => 0,
+            Channel::Marketplace => 1,
+        });
+        self.u8(match request.marketplace_status {
+            MarketplaceStatus::Ready => 0,
+            MarketplaceStatus::Created => 1,
+        });
+        self.option_str(request.hold_reason.as_deref());
+
+        self.u8(order_status_code(order.status));
+        self.len(order.allocations.len());
+        for allocation in &order.allocations {
+            self.str(allocation.fc.as_str());
+            self.str(allocation.sku.as_str());
+            self.u32(allocation.quantity);
+        }
+        self.len(order.exceptions.len());
+        for line in &order.exceptions {
+            self.str(line.sku.as_str());
+            self.u32(line.quantity);
+            self.u8(exception_reason_code(line.reason));
+        }
+        self.u8(acknowledgement_code(order.acknowledgement));
+        self.bool(order.picked);
+        self.option_str(order.hold_reason.as_deref());
+        self.u64(order.version);
+        self.timestamp(order.imported_at);
+    }
+}
+
+fn order_status_code(status: OrderStatus) -> u8 {
+    match status {
+        OrderStatus::Processing => 0,
+        OrderStatus::PartiallyAllocated => 1,
+        OrderStatus::Exception => 2,
+        OrderStatus::OnHold => 3,
+        OrderStatus::Shipped => 4,
+        OrderStatus::Completed => 5,
+        OrderStatus::Cancelled => 6,
+        OrderStatus::Rejected => 7,
+    }
+}
+
+fn exception_reason_code(reason: ExceptionReason) -> u8 {
+    match reason {
+        ExceptionReason::InsufficientAtAssignedFc => 0,
+        ExceptionReason::SplitNotAllowed => 1,
+        ExceptionReason::InsufficientNetworkInventory => 2,
+        ExceptionReason::PreemptedByFifo => 3,
+        ExceptionReason::InventoryShortage => 4,
+    }
+}
+
+fn acknowledgement_code(acknowledgement: Acknowledgement) -> u8 {
+    match acknowledgement {
+        Acknowledgement::None => 0,
+        Acknowledgement::Acknowledged => 1,
+        Acknowledgement::CancelledUnknownSku => 2,
+        Acknowledgement::CancelledNoInventory => 3,
+        Acknowledgement::RejectedNoInventory => 4,
+    }
+}
+
+// ---------------------------------------------------------------- reading
+
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    position: usize,
+    /// Added to positions in errors, so they name the offset in the file.
+    base_offset: usize,
+}
+
+type Decoded<T> = Result<T, CodecError>;
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8], base_offset: usize) -> Self {
+        Self {
+            bytes,
+            position: 0,
+            base_offset,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.position == self.bytes.len()
+    }
+
+    fn error<T>(&self, what: impl Into<String>) -> Decoded<T> {
+        Err(CodecError {
+            what: what.into(),
+            offset: self.base_offset + self.position,
+        })
+    }
+
+    fn take(&mut self, count: usize) -> Decoded<&'a [u8]> {
+        match self.bytes.get(self.position..self.position + count) {
+            Some(slice) => {
+                self.position += count;
+                Ok(slice)
+            }
+            None => self.error(format!("truncated: wanted {count} more bytes")),
+        }
+    }
+
+    pub fn u8(&mut self) -> Decoded<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn bool(&mut self) -> Decoded<bool> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => self.error(format!("invalid boolean {other}")),
+        }
+    }
+
+    pub fn u32(&mut self) -> Decoded<u32> {
+        let bytes = self.take(4)?;
+        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    }
+
+    pub fn u64(&mut self) -> Decoded<u64> {
+        let bytes = self.take(8)?;
+        let mut array = [0; 8];
+        array.copy_from_slice(bytes);
+        Ok(u64::from_le_bytes(array))
+    }
+
+    fn i64(&mut self) -> Decoded<i64> {
+        Ok(self.u64()? as i64)
+    }
+
+    pub fn len(&mut self) -> Decoded<usize> {
+        let len = self.u32()? as usize;
+        if len > DECODED_LENGTH_MAX {
+            return self.error(format!("length {len} is implausible"));
+        }
+        Ok(len)
+    }
+
+    pub fn str(&mut self) -> Decoded<&'a str> {
+        let len = self.len()?;
+        let bytes = self.take(len)?;
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Ok(text),
+            Err(_) => self.error("string is not UTF-8"),
+        }
+    }
+
+    fn option_str(&mut self) -> Decoded<Option<String>> {
+        Ok(if self.bool()? {
+            Some(self.str()?.to_string())
+        } else {
+            None
+        })
+    }
+
+    fn strings(&mut self) -> Decoded<Vec<String>> {
+        let len = self.len()?;
+        (0..len).map(|_| Ok(self.str()?.to_string())).collect()
+    }
+
+    fn timestamp(&mut self) -> Decoded<Timestamp> {
+        let seconds = self.i64()?;
+        let nanos = self.u32()?;
+        if nanos >= 1_000_000_000 {
+            return self.error("timestamp nanos out of range");
+        }
+        Ok(Timestamp { seconds, nanos })
+    }
+
+    pub fn effect(&mut self) -> Decoded<Effect> {
+        match self.u8()? {
+            TAG_MERCHANT => Ok(Effect::Merchant(self.merchant()?)),
+            TAG_SKU => {
+                let (key, record) = self.sku_record()?;
+                Ok(Effect::Sku(key, record))
+            }
+            TAG_ORDER => Ok(Effect::Order(self.order()?)),
+            other => self.error(format!("unknown effect tag {other}")),
+        }
+    }
+
+    pub fn merchant(&mut self) -> Decoded<Merchant> {
+        Ok(Merchant {
+            merchant_id: MerchantId::new(self.str()?),
+            partial_shipments: self.bool()?,
+            fifo_strategy: match self.u8()? {
+                0 => FifoStrategy::None,
+                1 => FifoStrategy::Full,
+                2 => FifoStrategy::Partial,
+                other => return self.error(format!("unknown FIFO strategy {other}")),
+            },
+            fc_priority: self.strings()?.iter().map(|fc| FcId::new(fc)).collect(),
+            auto_acknowledge: self.bool()?,
+            accept_regardless_of_inventory: self.bool()?,
+            split_tags: self.strings()?,
+        })
+    }
+
+    pub fn sku_record(&mut self) -> Decoded<(SkuKey, SkuRecord)> {
+        let merchant = MerchantId::new(self.str()?);
+        let sku = Sku::new(self.str()?);
+        let info = SkuInfo {
+            registered: self.bool()?,
+            tags: self.strings()?,
+            replenishable: self.bool()?,
+        };
+        let rows = self.len()?;
+        let mut fcs = Vec::with_capacity(rows);
+        for _ in 0..rows {
+            let row = FcStock {
+                fc: FcId::new(self.str()?),
+                on_hand: self.u64()?,
+                reserved: self.u64()?,
+                picked: self.u64()?,
+            };
+            if !(row.picked <= row.reserved && row.reserved <= row.on_hand) {
+                return self.error(format!(
+                    "stock row of {sku} at {} breaks picked <= reserved <= on_hand",
+                    row.fc
+                ));
+            }
+            if fcs
+                .last()
+                .is_some_and(|previous: &FcStock| previous.fc >= row.fc)
+            {
+                return self.error(format!("stock rows of {sku} are not sorted by FC"));
+            }
+            fcs.push(row);
+        }
+        Ok((SkuKey { merchant, sku }, SkuRecord { info, fcs }))
+    }
+
+    pub fn order(&mut self) -> Decoded<Order> {
+        let merchant_id = MerchantId::new(self.str()?);
+        let order_id = OrderId::new(self.str()?);
+        let purchase_time = self.timestamp()?;
+        let line_count = self.len()?;
+        let lines = (0..line_count)
+            .map(|_| {
+                Ok(OrderLine {
+                    sku: Sku::new(self.str()?),
+                    quantity: self.u32()?,
+                })
+            })
+            .collect::<Decoded<Vec<_>>>()?;
+        let assigned_fc = self.option_str()?.map(|fc| FcId::new(&fc));
+        let partial_shipments = match self.u8()? {
+            0 => None,
+            1 => Some(false),
+            2 => Some(true),
+            other => return self.error(format!("invalid partial-shipments flag {other}")),
+        };
+        let channel = match self.u8()? {
+            0 => Channel::Direct,
+            1 => Channel::Marketplace,
+            other => return self.error(format!("unknown channel {other}")),
+        };
+        let marketplace_status = match self.u8()? {
+            0 => MarketplaceStatus::Ready,
+            1 => MarketplaceStatus::Created,
+            other => return self.error(format!("unknown marketplace status {other}")),
+        };
+        let request = OrderRequest {
+            merchant_id,
+            order_id,
+            purchase_time,
+            lines,
+            assigned_fc,
+            partial_shipments,
+            channel,
+            marketplace_status,
+            hold_reason: self.option_str()?,
+        };
+        let status = match self.u8()? {
+            0 => OrderStatus::Processing,
+            1 => OrderStatus::PartiallyAllocated,
+            2 => OrderStatus::Exception,
+            3 => OrderStatus::OnHold,
+            4 => OrderStatus::Shipped,
+            5 => OrderStatus::Completed,
+            6 => OrderStatus::Cancelled,
+            7 => OrderStatus::Rejected,
+            other => return self.error(format!("unknown order status {other}")),
+        };
+        let allocation_count = self.len()?;
+        let allocations = (0..allocation_count)
+            .map(|_| {
+                Ok(Allocation {
+                    fc: FcId::new(self.str()?),
+                    sku: Sku::new(self.str()?),
+                    quantity: self.u32()?,
+                })
+            })
+            .collect::<Decoded<Vec<_>>>()?;
+        let exception_count = self.len()?;
+        let mut exceptions = Vec::with_capacity(exception_count);
+        for _ in 0..exception_count {
+            let sku = Sku::new(self.str()?);
+            let quantity = self.u32()?;
+            let reason = match self.u8()? {
+                0 => ExceptionReason::InsufficientAtAssignedFc,
+                1 => ExceptionReason::SplitNotAllowed,
+                2 => ExceptionReason::InsufficientNetworkInventory,
+                3 => ExceptionReason::PreemptedByFifo,
+                4 => ExceptionReason::InventoryShortage,
+                other => return self.error(format!("unknown exception reason {other}")),
+            };
+            exceptions.push(ExceptionLine {
+                sku,
+                quantity,
+                reason,
+            });
+        }
+        let acknowledgement = match self.u8()? {
+            0 => Acknowledgement::None,
+            1 => Acknowledgement::Acknowledged,
+            2 => Acknowledgement::CancelledUnknownSku,
+            3 => Acknowledgement::CancelledNoInventory,
+            4 => Acknowledgement::RejectedNoInventory,
+            other => return self.error(format!("unknown acknowledgement {other}")),
+        };
+        Ok(Order {
+            request,
+            status,
+            allocations,
+            exceptions,
+            acknowledgement,
+            picked: self.bool()?,
+            hold_reason: self.option_str()?,
+            version: self.u64()?,
+            imported_at: self.timestamp()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_order() -> Order {
+        Order {
+            request: OrderRequest {
+                merchant_id: "m".into(),
+                order_id: "o-1".into(),
+                purchase_time: Timestamp {
+                    seconds: -5,
+                    nanos: 999_999_999,
+                },
+                lines: vec![
+                    OrderLine {
+                        sku: "a".into(),
+                        quantity: 3,
+                    },
+                    OrderLine {
+                        sku: "β".into(),
+                        quantity: 1_000_000,
+                    },
+                ],
+                assigned_fc: Some("fc".into()),
+                partial_shipments: Some(false),
+                channel: Channel::Marketplace,
+                marketplace_status: MarketplaceStatus::Ready,
+                hold_reason: Some("why".into()),
+            },
+            status: OrderStatus::PartiallyAllocated,
+            allocations: vec![Allocation {
+                fc: "fc".into(),
+                sku: "a".into(),
+                quantity: 3,
+            }],
+            exceptions: vec![ExceptionLine {
+                sku: "β".into(),
+                quantity: 1_000_000,
+                reason: ExceptionReason::PreemptedByFifo,
+            }],
+            acknowledgement: Acknowledgement::Acknowledged,
+            picked: true,
+            hold_reason: None,
+            version: 7,
+            imported_at: Timestamp::from_seconds(42),
+        }
+    }
+
+    #[test]
+    fn effects_round_trip() {
+        let merchant = Merchant {
+            fifo_strategy: FifoStrategy::Partial,
+            fc_priority: vec!["b".into(), "a".into()],
+            split_tags: vec!["cold".into()],
+            ..Merchant::with_defaults("m".into())
+        };
+        let key = SkuKey::new(&"m".into(), &"a".into());
+        let record = SkuRecord {
+            info: SkuInfo {
+                registered: true,
+                tags: vec!["cold".into()],
+                replenishable: true,
+            },
+            fcs: vec![
+                FcStock {
+                    fc: "a".into(),
+                    on_hand: 5,
+                    reserved: 3,
+                    picked: 1,
+                },
+                FcStock {
+                    fc: "b".into(),
+                    on_hand: u64::MAX,
+                    reserved: 0,
+                    picked: 0,
+                },
+            ],
+        };
+        let order = sample_order();
+        let mut writer = Writer::default();
+        writer.effect(EffectRef::Merchant(&merchant));
+        writer.effect(EffectRef::Sku(&key, &record));
+        writer.effect(EffectRef::Order(&order));
+        let mut reader = Reader::new(&writer.bytes, 0);
+        assert_eq!(reader.effect().unwrap(), Effect::Merchant(merchant));
+        assert_eq!(reader.effect().unwrap(), Effect::Sku(key, record));
+        assert_eq!(reader.effect().unwrap(), Effect::Order(order));
+        assert!(reader.is_empty());
+    }
+
+    #[test]
+    fn every_truncation_and_many_corruptions_are_errors_not_panics() {
+        let mut writer = Writer::default();
+        writer.effect(EffectRef::Order(&sample_order()));
+        let bytes = writer.bytes;
+        for cut in 0..bytes.len() {
+            assert!(
+                Reader::new(&bytes[..cut], 0).effect().is_err(),
+                "cut at {cut}"
+            );
+        }
+        for position in 0..bytes.len() {
+            for flip in [0x01u8, 0x80, 0xFF] {
+                let mut corrupt = bytes.clone();
+                corrupt[position] ^= flip;
+                // Any outcome but a panic is acceptable: checksums catch the rest.
+                let _ = Reader::new(&corrupt, 0).effect();
+            }
+        }
+    }
+}

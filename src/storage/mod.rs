@@ -1,0 +1,3 @@
+//! Durability: the on-disk encoding, the journal, snapshots and recovery.
+
+pub mod codec;
