@@ -182,6 +182,22 @@ impl Ledger {
         }
     }
 
+    /// Visit the records of one stripe, with only that stripe locked.
+    pub fn with_stripe<T>(
+        &self,
+        index: usize,
+        visit: impl FnOnce(&mut dyn Iterator<Item = (&SkuKey, &SkuRecord)>) -> T,
+    ) -> T {
+        let stripe = self.stripes[index].lock();
+        visit(&mut stripe.skus.iter())
+    }
+
+    /// Replace (or create) one SKU's record as a whole: recovery only.
+    pub fn restore(&self, key: SkuKey, record: SkuRecord) {
+        let index = self.stripe_of(&key);
+        self.stripes[index].lock().skus.insert(key, record);
+    }
+
     /// Visit every SKU record, one stripe at a time (each stripe is locked
     /// only while it is visited, so allocation goes on in the others).
     pub fn for_each(&self, mut visit: impl FnMut(&SkuKey, &SkuRecord)) {

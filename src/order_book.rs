@@ -50,6 +50,17 @@ impl OrderBook {
         }
     }
 
+    /// Put an order in the book as it is, replacing any older version:
+    /// recovery only.
+    pub fn restore(&self, order: Order) {
+        match self.orders.entry(order.key()) {
+            Entry::Occupied(existing) => *existing.get().lock() = order,
+            Entry::Vacant(vacant) => {
+                vacant.insert(Arc::new(Mutex::new(order)));
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.orders.len()
     }

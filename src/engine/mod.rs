@@ -17,6 +17,7 @@ mod inventory;
 mod lifecycle;
 mod queries;
 mod reprocess;
+mod restore;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,58 @@
+//! Reading the whole state out (snapshots) and putting recovered state back
+//! in (start-up). Nothing here is journaled: it is how the journal's
+//! contents get in and out.
+
+use std::sync::Arc;
+
+use crate::ledger::SkuRecord;
+use crate::model::{Merchant, SkuKey};
+use crate::order_book::SharedOrder;
+
+use super::{Effect, Engine};
+
+impl Engine {
+    /// Every upserted merchant's settings.
+    pub fn merchants(&self) -> Vec<Merchant> {
+        self.shared
+            .merchants
+            .iter()
+            .map(|entry| Merchant::clone(entry.value()))
+            .collect()
+    }
+
+    pub fn stripe_count(&self) -> usize {
+        self.shared.ledger.stripe_count()
+    }
+
+    /// Visit one ledger stripe's records, with only that stripe locked.
+    pub fn with_stripe<T>(
+        &self,
+        index: usize,
+        visit: impl FnOnce(&mut dyn Iterator<Item = (&SkuKey, &SkuRecord)>) -> T,
+    ) -> T {
+        self.shared.ledger.with_stripe(index, visit)
+    }
+
+    /// Every order's handle (lock each to read it).
+    pub fn order_handles(&self) -> Vec<SharedOrder> {
+        self.shared.orders.orders_of(None)
+    }
+
+    /// How many orders the book holds.
+    pub fn order_count(&self) -> usize {
+        self.shared.orders.len()
+    }
+
+    /// Install one recovered after-image as is.
+    pub fn restore(&self, effect: Effect) {
+        match effect {
+            Effect::Merchant(merchant) => {
+                self.shared
+                    .merchants
+                    .insert(merchant.merchant_id.clone(), Arc::new(merchant));
+            }
+            Effect::Sku(key, record) => self.shared.ledger.restore(key, record),
+            Effect::Order(order) => self.shared.orders.restore(order),
+        }
+    }
+}
