@@ -1,47 +1,38 @@
-//! Background work owned by a guard: the periodic reprocessing pass. The
-//! task stops when its guard is dropped, so shutting the server down (or
-//! ending a test) stops it too.
+//! Periodic background work owned by a guard: the reprocessing pass and
+//! snapshots. The task stops when its guard is stopped or dropped, so
+//! shutting the server down (or ending a test) stops it too.
 
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::engine::Engine;
-
-/// Runs `Engine::reprocess` every `interval` until dropped.
-pub struct Reprocessor {
+/// Runs a blocking job every `interval` until stopped or dropped.
+pub struct Periodic {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
 
-impl Reprocessor {
-    /// The first pass runs one interval from now.
-    pub fn spawn(engine: Engine, interval: Duration) -> Self {
+impl Periodic {
+    /// The first run is one interval from now. The job runs on the blocking
+    /// pool (it is CPU or disk work), never on the async workers; a run that
+    /// overruns its interval delays the next one rather than piling up.
+    pub fn spawn(
+        name: &'static str,
+        interval: Duration,
+        job: impl Fn() + Send + Sync + Clone + 'static,
+    ) -> Self {
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let start = tokio::time::Instant::now() + interval;
             let mut ticker = tokio::time::interval_at(start, interval);
-            // A pass that overruns its interval delays the next one rather
-            // than triggering a burst of catch-up passes.
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
                     _ = ticker.tick() => {
-                        let engine = engine.clone();
-                        let started = std::time::Instant::now();
-                        // The pass is CPU work on rayon: keep it off the async workers.
-                        match tokio::task::spawn_blocking(move || engine.reprocess(None)).await {
-                            Ok(counts) => tracing::info!(
-                                examined = counts.examined,
-                                allocated = counts.allocated,
-                                partially_allocated = counts.partially_allocated,
-                                still_in_exception = counts.still_in_exception,
-                                seconds = started.elapsed().as_secs_f64(),
-                                "reprocess pass"
-                            ),
-                            Err(error) => tracing::error!(%error, "reprocess pass failed"),
+                        if let Err(error) = tokio::task::spawn_blocking(job.clone()).await {
+                            tracing::error!(%error, job = name, "background job failed");
                         }
                     }
                 }
@@ -53,7 +44,7 @@ impl Reprocessor {
         }
     }
 
-    /// Stop the timer and wait for a pass in progress to finish.
+    /// Stop the timer and wait for a run in progress to finish.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -62,7 +53,7 @@ impl Reprocessor {
     }
 }
 
-impl Drop for Reprocessor {
+impl Drop for Periodic {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -73,7 +64,7 @@ impl Drop for Reprocessor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{CountChange, EngineConfig, InventoryChange};
+    use crate::engine::{CountChange, Engine, EngineConfig, InventoryChange};
     use crate::model::{
         Channel, MarketplaceStatus, OrderKey, OrderLine, OrderRequest, OrderStatus, Timestamp,
     };
@@ -88,7 +79,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_pass_runs_every_interval_and_stops_with_its_guard() {
+    async fn the_reprocess_pass_runs_every_interval_and_stops_with_its_guard() {
         let engine = Engine::new(EngineConfig::default());
         stock(&engine, 0);
         let request = OrderRequest {
@@ -110,7 +101,10 @@ mod tests {
         stock(&engine, 1);
 
         let interval = Duration::from_secs(1800);
-        let reprocessor = Reprocessor::spawn(engine.clone(), interval);
+        let pass_engine = engine.clone();
+        let reprocessor = Periodic::spawn("reprocess", interval, move || {
+            pass_engine.reprocess(None);
+        });
         tokio::time::sleep(interval - Duration::from_secs(1)).await;
         assert_eq!(
             engine.order(&key).unwrap().status,

@@ -20,6 +20,27 @@ pub struct Cli {
 pub enum Command {
     /// Run the gRPC service.
     Serve(ServeConfig),
+    /// Check a data directory without changing it: snapshots, journal
+    /// segments, a full recovery in memory, and the invariants.
+    Inspect(InspectConfig),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct InspectConfig {
+    /// The data directory to inspect.
+    #[arg(long, env = "ALLOCATION_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+/// When an acknowledged change is on disk (like Redis' appendfsync).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    /// fdatasync before acknowledging: survives power loss.
+    Always,
+    /// write before acknowledging, fdatasync once a second.
+    Everysec,
+    /// write before acknowledging; the OS syncs when it likes.
+    Off,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -44,4 +65,22 @@ pub struct ServeConfig {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub reprocess_interval_seconds: u64,
+
+    /// When an acknowledged change is durable.
+    #[arg(long, env = "ALLOCATION_FSYNC", value_enum, default_value_t = Fsync::Always)]
+    pub fsync: Fsync,
+
+    /// Seconds between snapshots (the journal before a snapshot is then dropped).
+    #[arg(
+        long,
+        env = "ALLOCATION_SNAPSHOT_INTERVAL_SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub snapshot_interval_seconds: u64,
+
+    /// If the newest snapshot is corrupt, start from the previous one (and
+    /// the journal kept since it) instead of refusing to start.
+    #[arg(long, env = "ALLOCATION_FALLBACK_TO_PREVIOUS_SNAPSHOT")]
+    pub fallback_to_previous_snapshot: bool,
 }

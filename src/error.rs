@@ -31,6 +31,9 @@ pub enum Error {
     /// Too much work at once; the caller should retry later.
     #[error("{0}")]
     Contended(String),
+    /// The service cannot do this now (a disk failure, shutting down).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 fn describe(violations: &[FieldViolation]) -> String {

@@ -21,7 +21,7 @@ mod restore;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
@@ -63,33 +63,31 @@ struct Shared {
     /// Serializes the operations that lock many orders at once, so that two
     /// of them can never wait for each other's orders.
     pass_lock: Mutex<()>,
-    /// Where every change is journaled; `None` keeps state in memory only
-    /// (tests and benchmarks of the core).
-    change_log: Option<Arc<dyn ChangeLog>>,
+    /// Where every change is journaled. Unset keeps state in memory only
+    /// (tests and benchmarks of the core); recovery replays into the engine
+    /// first and attaches the journal after.
+    change_log: OnceLock<Arc<dyn ChangeLog>>,
 }
 
 impl Engine {
-    /// An engine that keeps its state in memory only.
+    /// An engine that keeps its state in memory until a change log is attached.
     pub fn new(config: EngineConfig) -> Self {
-        Self::build(config, None)
-    }
-
-    /// An engine that hands every change to `log` before it becomes visible
-    /// to anyone else.
-    pub fn with_change_log(config: EngineConfig, log: Arc<dyn ChangeLog>) -> Self {
-        Self::build(config, Some(log))
-    }
-
-    fn build(config: EngineConfig, change_log: Option<Arc<dyn ChangeLog>>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 ledger: Ledger::new(config.stripe_count),
                 orders: OrderBook::default(),
                 merchants: DashMap::default(),
                 pass_lock: Mutex::new(()),
-                change_log,
+                change_log: OnceLock::new(),
             }),
         }
+    }
+
+    /// From now on, hand every change to `log` before it becomes visible to
+    /// anyone else. Attach before serving: changes made earlier are not in
+    /// the log. A second log is refused (returned).
+    pub fn attach_change_log(&self, log: Arc<dyn ChangeLog>) -> Result<(), Arc<dyn ChangeLog>> {
+        self.shared.change_log.set(log)
     }
 
     /// Replace a merchant's settings.
@@ -101,7 +99,7 @@ impl Engine {
             .entry(merchant.merchant_id.clone())
             .or_insert_with(|| Arc::new(merchant.clone()));
         *entry = Arc::new(merchant.clone());
-        if let Some(log) = &self.shared.change_log {
+        if let Some(log) = self.shared.change_log.get() {
             log.append(&[EffectRef::Merchant(&merchant)]);
         }
         drop(entry);
@@ -111,7 +109,7 @@ impl Engine {
     /// Journal a change: the records of `keys` as `locked` now holds them,
     /// and `orders`. Called before the locks are released.
     fn log_change(&self, locked: &Locked<'_>, keys: &[SkuKey], orders: &[&Order]) {
-        let Some(log) = &self.shared.change_log else {
+        let Some(log) = self.shared.change_log.get() else {
             return;
         };
         let mut effects = Vec::with_capacity(keys.len() + orders.len());

@@ -2,12 +2,14 @@
 //! calls the engine, and converts the answer. No rule lives here.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::storage::Store;
 
 use super::convert;
 use super::proto::allocation_service_server::AllocationService;
@@ -16,11 +18,26 @@ use super::status::to_rpc_status;
 
 pub struct Service {
     engine: Engine,
+    /// The journal and snapshots; `None` serves from memory only (tests).
+    store: Option<Arc<Store>>,
 }
 
 impl Service {
-    pub fn new(engine: Engine) -> Self {
-        Self { engine }
+    pub fn new(engine: Engine, store: Option<Arc<Store>>) -> Self {
+        Self { engine, store }
+    }
+
+    /// Wait until every change made so far, this request's included, is
+    /// durable: nothing is acknowledged before it is in the journal.
+    async fn durable(&self) -> Result<(), Status> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let journal = store.journal();
+        journal
+            .wait_durable(journal.appended_next())
+            .await
+            .map_err(|error| Status::unavailable(error.to_string()))
     }
 
     /// Run work that may take long (a batch, a scan) on the blocking pool,
@@ -52,6 +69,7 @@ impl AllocationService for Service {
     ) -> Result<Response<Merchant>, Status> {
         let merchant = convert::merchant(request.into_inner())?;
         let merchant = self.engine.upsert_merchant(merchant);
+        self.durable().await?;
         Ok(Response::new(convert::merchant_to_proto(&merchant)))
     }
 
@@ -71,6 +89,7 @@ impl AllocationService for Service {
     ) -> Result<Response<RegisterSkusResponse>, Status> {
         let (merchant, skus) = convert::register_skus(request.into_inner())?;
         let (registered, updated) = self.engine.register_skus(&merchant, &skus);
+        self.durable().await?;
         Ok(Response::new(RegisterSkusResponse {
             registered,
             updated,
@@ -85,6 +104,7 @@ impl AllocationService for Service {
         let outcome = self
             .blocking(move |engine| engine.update_inventory(&merchant, &changes))
             .await?;
+        self.durable().await?;
         Ok(Response::new(inventory_response(outcome)))
     }
 
@@ -96,6 +116,7 @@ impl AllocationService for Service {
         let outcome = self
             .blocking(move |engine| engine.update_inventory(&merchant, &changes))
             .await?;
+        self.durable().await?;
         Ok(Response::new(inventory_response(outcome)))
     }
 
@@ -120,6 +141,7 @@ impl AllocationService for Service {
         };
         let request = convert::order_request(order, "order")?;
         let order = self.engine.allocate(request, now)?;
+        self.durable().await?;
         Ok(Response::new(AllocateResponse {
             orders: vec![convert::order_to_proto(&order)],
         }))
@@ -157,6 +179,7 @@ impl AllocationService for Service {
                 Ok(results)
             })
             .await?;
+        self.durable().await?;
         Ok(Response::new(AllocateBatchResponse { results }))
     }
 
@@ -218,6 +241,7 @@ impl AllocationService for Service {
         let reason = convert::hold_reason(&reason)?;
         convert::as_of(as_of)?;
         let order = self.engine.hold(&key, reason)?;
+        self.durable().await?;
         Ok(Response::new(convert::order_to_proto(&order)))
     }
 
@@ -233,6 +257,7 @@ impl AllocationService for Service {
         let key = convert::order_key(&merchant_id, &order_id)?;
         convert::as_of(as_of)?;
         let order = self.engine.release(&key)?;
+        self.durable().await?;
         Ok(Response::new(convert::order_to_proto(&order)))
     }
 
@@ -248,6 +273,7 @@ impl AllocationService for Service {
         let key = convert::order_key(&merchant_id, &order_id)?;
         convert::as_of(as_of)?;
         let order = self.engine.cancel(&key)?;
+        self.durable().await?;
         Ok(Response::new(convert::order_to_proto(&order)))
     }
 
@@ -263,6 +289,7 @@ impl AllocationService for Service {
         let key = convert::order_key(&merchant_id, &order_id)?;
         convert::as_of(as_of)?;
         let order = self.engine.mark_picked(&key)?;
+        self.durable().await?;
         Ok(Response::new(convert::order_to_proto(&order)))
     }
 
@@ -301,6 +328,7 @@ impl AllocationService for Service {
         let counts = self
             .blocking(move |engine| Ok(engine.reprocess(merchant.as_ref())))
             .await?;
+        self.durable().await?;
         Ok(Response::new(ReprocessResponse {
             examined: saturate(counts.examined),
             allocated: saturate(counts.allocated),
@@ -318,6 +346,7 @@ impl AllocationService for Service {
         let outcome = self
             .blocking(move |engine| engine.fifo_release(&merchant, &skus))
             .await?;
+        self.durable().await?;
         Ok(Response::new(FifoReleaseResponse {
             released_order_ids: ids(&outcome.released),
             preempted_order_ids: ids(&outcome.preempted),
@@ -337,7 +366,23 @@ impl AllocationService for Service {
         &self,
         _: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotResponse>, Status> {
-        Err(unimplemented("Snapshot"))
+        let Some(store) = self.store.clone() else {
+            return Err(Status::failed_precondition(
+                "this server keeps no data directory",
+            ));
+        };
+        let info = self
+            .blocking(move |engine| {
+                store
+                    .snapshot(&engine)
+                    .map_err(|error| Error::Unavailable(format!("snapshot failed: {error}")))
+            })
+            .await?;
+        Ok(Response::new(SnapshotResponse {
+            path: info.path.display().to_string(),
+            bytes: info.bytes,
+            duration: Some(convert::duration_to_proto(info.duration)),
+        }))
     }
 }
 

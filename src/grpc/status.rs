@@ -25,6 +25,7 @@ impl From<Error> for Status {
             Error::AlreadyExists(_) => Status::already_exists(message),
             Error::FailedPrecondition(_) => Status::failed_precondition(message),
             Error::Contended(_) => Status::aborted(message),
+            Error::Unavailable(_) => Status::unavailable(message),
         }
     }
 }

@@ -3,3 +3,7 @@
 pub mod codec;
 pub mod journal;
 pub mod snapshot;
+pub mod store;
+
+pub use journal::{FsyncPolicy, Journal};
+pub use store::{OpenError, Recovery, SnapshotInfo, Store, StoreConfig};

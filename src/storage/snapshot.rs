@@ -9,9 +9,9 @@
 //! state. So snapshot S + journal from S = the state, always.
 //!
 //! File: header `ALS1` + version (u32) + LSN S (u64); entries
-//! `length (u32) | CRC32C (u32) | effect`; trailer `ALSE` + entry count (u64)
-//! + CRC32C of everything before the trailer (u32). Written to a temporary
-//! file, synced, renamed into place, directory synced.
+//! `length (u32) | CRC32C (u32) | effect`; trailer `ALSE` + entry count
+//! (u64) + CRC32C of everything before the trailer (u32). Written to a
+//! temporary file, synced, renamed into place, directory synced.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -74,8 +74,14 @@ fn encode_entry(batch: &mut Vec<u8>, effect: EffectRef<'_>) {
 
 /// Copy the engine's state into `snapshot-<lsn>.snap` in `dir`. Each stripe
 /// and order is locked only while it is encoded into memory; file I/O
-/// happens with no lock held.
-pub fn write(engine: &Engine, dir: &Path, lsn: u64) -> std::io::Result<Written> {
+/// happens with no lock held. `before_publish` runs after the copy is on
+/// disk and before it is renamed into place.
+pub fn write(
+    engine: &Engine,
+    dir: &Path,
+    lsn: u64,
+    before_publish: impl FnOnce() -> std::io::Result<()>,
+) -> std::io::Result<Written> {
     let path = snapshot_path(dir, lsn);
     let temporary = path.with_extension("tmp");
     let mut out = Output {
@@ -134,6 +140,7 @@ pub fn write(engine: &Engine, dir: &Path, lsn: u64) -> std::io::Result<Written> 
     let file = out.file.into_inner().map_err(|error| error.into_error())?;
     file.sync_all()?;
     drop(file);
+    before_publish()?;
     std::fs::rename(&temporary, &path)?;
     sync_dir(dir)?;
     Ok(Written {

@@ -33,7 +33,7 @@ pub async fn start() -> TestServer {
     let address = listener.local_addr().unwrap();
     let (shutdown, stop) = oneshot::channel::<()>();
     let engine = Engine::new(EngineConfig { stripe_count: 16 });
-    tokio::spawn(allocation::server::run(listener, engine, async {
+    tokio::spawn(allocation::server::run(listener, engine, None, async {
         let _ = stop.await;
     }));
     let client = AllocationServiceClient::connect(format!("http://{address}"))
