@@ -48,10 +48,12 @@ pub enum FsyncPolicy {
     Off,
 }
 
-/// How far the journal is durable: every LSN below `next` is.
+/// How far the journal is durable: every LSN below `next` is (by the
+/// policy's meaning), every LSN below `synced` is fsynced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Durable {
     next: u64,
+    synced: u64,
     failed: bool,
 }
 
@@ -80,6 +82,8 @@ struct Pending {
     /// Set by `rotate`: the first LSN of the next segment, and the bytes
     /// that still belong to the current one.
     rotation: Option<(u64, Vec<u8>)>,
+    /// Someone waits for everything appended so far to be fsynced.
+    sync_requested: bool,
     stopping: bool,
 }
 
@@ -89,6 +93,7 @@ impl Journal {
         let file = create_segment(dir, next_lsn)?;
         let (durable, _) = watch::channel(Durable {
             next: next_lsn,
+            synced: next_lsn,
             failed: false,
         });
         let shared = Arc::new(Shared {
@@ -96,6 +101,7 @@ impl Journal {
                 bytes: Vec::with_capacity(1 << 20),
                 next_lsn,
                 rotation: None,
+                sync_requested: false,
                 stopping: false,
             }),
             wake: Condvar::new(),
@@ -137,14 +143,21 @@ impl Journal {
         }
     }
 
-    /// The blocking twin of `wait_durable`, for threads outside the runtime.
-    pub fn wait_durable_blocking(&self, next: u64) -> Result<(), JournalFailed> {
+    /// Write and fsync everything appended so far, whatever the policy,
+    /// and wait for it (blocking: for snapshots, off the async runtime).
+    pub fn sync_blocking(&self) -> Result<(), JournalFailed> {
+        let target = {
+            let mut pending = self.shared.pending.lock();
+            pending.sync_requested = true;
+            pending.next_lsn
+        };
+        self.shared.wake.notify_one();
         loop {
             let state = *self.shared.durable.borrow();
             if state.failed {
                 return Err(JournalFailed);
             }
-            if state.next >= next {
+            if state.synced >= target {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -171,11 +184,6 @@ impl Journal {
         drop(pending);
         self.shared.wake.notify_one();
         first
-    }
-
-    /// The path of the segment starting at `first_lsn`.
-    pub fn segment_path(&self, first_lsn: u64) -> PathBuf {
-        segment_path(&self.shared.dir, first_lsn)
     }
 
     /// Write and sync what is pending, then stop the writer.
@@ -243,13 +251,22 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn write_loop(shared: &Shared, mut file: File, mut durable_next: u64) {
+fn write_loop(shared: &Shared, mut file: File, first_lsn: u64) {
     let mut last_sync = Instant::now();
     let mut unsynced = false;
+    let mut published = Durable {
+        next: first_lsn,
+        synced: first_lsn,
+        failed: false,
+    };
     loop {
-        let (bytes, rotation, next, stopping) = {
+        let (bytes, rotation, next, sync_requested, stopping) = {
             let mut pending = shared.pending.lock();
-            while pending.bytes.is_empty() && pending.rotation.is_none() && !pending.stopping {
+            while pending.bytes.is_empty()
+                && pending.rotation.is_none()
+                && !pending.sync_requested
+                && !pending.stopping
+            {
                 let timed_out = shared
                     .wake
                     .wait_for(&mut pending, Duration::from_secs(1))
@@ -259,13 +276,16 @@ fn write_loop(shared: &Shared, mut file: File, mut durable_next: u64) {
                 }
             }
             let bytes = std::mem::replace(&mut pending.bytes, Vec::with_capacity(1 << 20));
+            let sync_requested = std::mem::take(&mut pending.sync_requested);
             (
                 bytes,
                 pending.rotation.take(),
                 pending.next_lsn,
+                sync_requested,
                 pending.stopping,
             )
         };
+        let mut synced = false;
         let result = (|| -> std::io::Result<()> {
             if let Some((first, old)) = rotation {
                 file.write_all(&old)?;
@@ -273,38 +293,40 @@ fn write_loop(shared: &Shared, mut file: File, mut durable_next: u64) {
                 file = create_segment(&shared.dir, first)?;
             }
             file.write_all(&bytes)?;
-            let sync_now = match shared.policy {
-                FsyncPolicy::Always => true,
-                FsyncPolicy::EverySecond => {
-                    stopping || last_sync.elapsed() >= Duration::from_secs(1)
-                }
-                FsyncPolicy::Off => stopping,
-            };
+            let sync_now = sync_requested
+                || stopping
+                || match shared.policy {
+                    FsyncPolicy::Always => true,
+                    // Also when woken only because a second passed with unsynced data.
+                    FsyncPolicy::EverySecond => last_sync.elapsed() >= Duration::from_secs(1),
+                    FsyncPolicy::Off => false,
+                };
             if sync_now {
                 file.sync_data()?;
                 last_sync = Instant::now();
                 unsynced = false;
+                synced = true;
             } else {
-                unsynced = true;
+                unsynced = shared.policy == FsyncPolicy::EverySecond;
             }
             Ok(())
         })();
         match result {
             Ok(()) => {
-                if next > durable_next {
-                    durable_next = next;
-                    shared.durable.send_replace(Durable {
-                        next,
-                        failed: false,
-                    });
+                let state = Durable {
+                    next,
+                    synced: if synced { next } else { published.synced },
+                    failed: false,
+                };
+                if state != published {
+                    published = state;
+                    shared.durable.send_replace(state);
                 }
             }
             Err(error) => {
                 tracing::error!(%error, "journal write or sync failed; no further change will be acknowledged");
-                shared.durable.send_replace(Durable {
-                    next: durable_next,
-                    failed: true,
-                });
+                published.failed = true;
+                shared.durable.send_replace(published);
                 return;
             }
         }

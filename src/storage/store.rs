@@ -117,11 +117,7 @@ impl Store {
         let written = snapshot::write(engine, &self.dir, lsn, || {
             // Every change the copy may have seen must be in the journal on
             // disk before the snapshot can be the one recovery picks.
-            let copied_through = self.journal.appended_next();
-            self.journal
-                .wait_durable_blocking(copied_through)
-                .map_err(std::io::Error::other)?;
-            std::fs::File::open(self.journal.segment_path(lsn))?.sync_all()
+            self.journal.sync_blocking().map_err(std::io::Error::other)
         })?;
         self.apply_retention()?;
         Ok(SnapshotInfo {
