@@ -93,7 +93,7 @@ fn cell(sku: usize, fc: usize) -> (String, String) {
 }
 
 /// What the clients were told, and what they sent without an answer.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Acknowledged {
     orders: HashMap<String, OrderState>,
     /// Net units added by acknowledged adjustments, per (SKU, FC).
@@ -322,14 +322,15 @@ async fn kill_minus_nine_loses_nothing_acknowledged() {
                 .await
                 .unwrap();
         } else {
-            verify(&server, &acknowledged.lock().unwrap(), initial, round).await;
+            let told = acknowledged.lock().unwrap().clone();
+            verify(&server, &told, initial, round).await;
         }
 
         let mut tasks = Vec::new();
         for index in 0..CLIENTS {
             tasks.push(tokio::spawn(client_load(
                 connect(&server).await,
-                seed ^ ((round * CLIENTS + index) as u64 + 1) * 0x9E37_79B9,
+                seed ^ (((round * CLIENTS + index) as u64 + 1) * 0x9E37_79B9),
                 format!("r{round}c{index}"),
                 Arc::clone(&acknowledged),
             )));
@@ -359,7 +360,8 @@ async fn kill_minus_nine_loses_nothing_acknowledged() {
     }
 
     let server = spawn(&dir);
-    verify(&server, &acknowledged.lock().unwrap(), initial, ROUNDS).await;
+    let told = acknowledged.lock().unwrap().clone();
+    verify(&server, &told, initial, ROUNDS).await;
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
