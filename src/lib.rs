@@ -16,7 +16,9 @@
 //! - [`grpc`]: generated protobuf code, request validation and conversion,
 //!   the tonic service, the one mapping from core errors to gRPC statuses.
 //! - [`server`]: binds the service to a listener and runs it until shutdown.
-//! - [`background`]: the periodic reprocessing pass, owned by a guard.
+//! - [`background`]: periodic jobs (reprocessing, snapshots), owned by guards.
+//! - [`storage`]: the on-disk encoding, the journal (group commit), snapshots
+//!   and recovery.
 //! - [`config`]: command-line flags and environment variables.
 
 pub mod background;
