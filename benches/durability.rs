@@ -24,7 +24,10 @@ use allocation::storage::{snapshot, FsyncPolicy, Store, StoreConfig};
 const FCS: usize = 10;
 
 fn scale(name: &str) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
 }
 
 fn order(merchant: &MerchantId, id: &str, n: usize, skus: usize) -> OrderRequest {
@@ -49,23 +52,29 @@ fn order(merchant: &MerchantId, id: &str, n: usize, skus: usize) -> OrderRequest
 fn populate(engine: &Engine, skus: usize, orders: usize) {
     let merchant = MerchantId::new("m");
     let fcs: Vec<FcId> = (0..FCS).map(|i| FcId::new(&format!("fc-{i}"))).collect();
-    (0..skus).collect::<Vec<_>>().par_chunks(1_000).for_each(|chunk| {
-        let changes: Vec<InventoryChange> = chunk
-            .iter()
-            .flat_map(|&sku| {
-                let name = Sku::new(&format!("sku-{sku}"));
-                fcs.iter().map(move |fc| InventoryChange {
-                    sku: name.clone(),
-                    fc: fc.clone(),
-                    change: CountChange::Set(1_000),
+    (0..skus)
+        .collect::<Vec<_>>()
+        .par_chunks(1_000)
+        .for_each(|chunk| {
+            let changes: Vec<InventoryChange> = chunk
+                .iter()
+                .flat_map(|&sku| {
+                    let name = Sku::new(&format!("sku-{sku}"));
+                    fcs.iter().map(move |fc| InventoryChange {
+                        sku: name.clone(),
+                        fc: fc.clone(),
+                        change: CountChange::Set(1_000),
+                    })
                 })
-            })
-            .collect();
-        engine.update_inventory(&merchant, &changes).unwrap();
-    });
+                .collect();
+            engine.update_inventory(&merchant, &changes).unwrap();
+        });
     (0..orders).into_par_iter().for_each(|n| {
         engine
-            .allocate(order(&merchant, &format!("o{n}"), n, skus), Timestamp::default())
+            .allocate(
+                order(&merchant, &format!("o{n}"), n, skus),
+                Timestamp::default(),
+            )
             .unwrap();
     });
 }
@@ -91,7 +100,10 @@ fn snapshot_figures(skus: usize, orders: usize) {
     .unwrap();
     let started = Instant::now();
     populate(&engine, skus, orders);
-    println!("populated {skus} SKUs x {FCS} FCs and {orders} orders in {:.1?}", started.elapsed());
+    println!(
+        "populated {skus} SKUs x {FCS} FCs and {orders} orders in {:.1?}",
+        started.elapsed()
+    );
 
     // An allocating thread measures its worst latency while the snapshot is written.
     let stop = AtomicBool::new(false);
@@ -130,7 +142,11 @@ fn snapshot_figures(skus: usize, orders: usize) {
     let fresh = Engine::new(EngineConfig::default());
     let started = Instant::now();
     let loaded = snapshot::read(&info.path, |effect| fresh.restore(effect)).unwrap();
-    println!("snapshot load: {:.2?} ({} entries)", started.elapsed(), loaded.entries);
+    println!(
+        "snapshot load: {:.2?} ({} entries)",
+        started.elapsed(),
+        loaded.entries
+    );
     store.close();
     drop(engine);
     drop(fresh);
@@ -168,7 +184,10 @@ fn throughput(policy: FsyncPolicy, clients: usize, duration: Duration) -> f64 {
                 while Instant::now() < deadline {
                     let id = format!("c{client}-{n}");
                     engine
-                        .allocate(order(&merchant, &id, client * 1_000_000 + n, 10_000), Timestamp::default())
+                        .allocate(
+                            order(&merchant, &id, client * 1_000_000 + n, 10_000),
+                            Timestamp::default(),
+                        )
                         .unwrap();
                     let journal = store.journal();
                     journal.wait_durable(journal.appended_next()).await.unwrap();

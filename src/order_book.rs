@@ -18,9 +18,24 @@ pub type SharedOrder = Arc<Mutex<Order>>;
 /// An order's lock held by value, so it can outlive the map lookup.
 pub type OrderGuard = parking_lot::ArcMutexGuard<parking_lot::RawMutex, Order>;
 
-#[derive(Default)]
+/// Shards of the order map. Many small shards keep each shard's table small,
+/// so growing one (a rehash under its write lock) stalls an insert for
+/// microseconds, not the tens of milliseconds a 100k-entry shard takes.
+const SHARDS: usize = 1024;
+
 pub struct OrderBook {
     orders: DashMap<OrderKey, SharedOrder, foldhash::fast::RandomState>,
+}
+
+impl Default for OrderBook {
+    fn default() -> Self {
+        Self {
+            orders: DashMap::with_hasher_and_shard_amount(
+                foldhash::fast::RandomState::default(),
+                SHARDS,
+            ),
+        }
+    }
 }
 
 /// What `OrderBook::insert_locked` found.

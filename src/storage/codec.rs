@@ -221,6 +221,10 @@ pub struct Reader<'a> {
     position: usize,
     /// Added to positions in errors, so they name the offset in the file.
     base_offset: usize,
+    /// FC and merchant ids seen so far: a network has few of them, and
+    /// sharing one `Arc` per id saves an allocation per stock row and order.
+    fcs: Vec<FcId>,
+    merchants: Vec<MerchantId>,
 }
 
 type Decoded<T> = Result<T, CodecError>;
@@ -231,7 +235,26 @@ impl<'a> Reader<'a> {
             bytes,
             position: 0,
             base_offset,
+            fcs: Vec::new(),
+            merchants: Vec::new(),
         }
+    }
+
+    /// Move to the next entry of the same buffer, keeping the id caches.
+    pub fn reset(&mut self, bytes: &'a [u8], base_offset: usize) {
+        self.bytes = bytes;
+        self.position = 0;
+        self.base_offset = base_offset;
+    }
+
+    fn fc(&mut self) -> Decoded<FcId> {
+        let text = self.str()?;
+        Ok(interned(&mut self.fcs, text, FcId::new))
+    }
+
+    fn merchant_id(&mut self) -> Decoded<MerchantId> {
+        let text = self.str()?;
+        Ok(interned(&mut self.merchants, text, MerchantId::new))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -336,7 +359,7 @@ impl<'a> Reader<'a> {
 
     pub fn merchant(&mut self) -> Decoded<Merchant> {
         Ok(Merchant {
-            merchant_id: MerchantId::new(self.str()?),
+            merchant_id: self.merchant_id()?,
             partial_shipments: self.bool()?,
             fifo_strategy: match self.u8()? {
                 0 => FifoStrategy::None,
@@ -352,7 +375,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn sku_record(&mut self) -> Decoded<(SkuKey, SkuRecord)> {
-        let merchant = MerchantId::new(self.str()?);
+        let merchant = self.merchant_id()?;
         let sku = Sku::new(self.str()?);
         let info = SkuInfo {
             registered: self.bool()?,
@@ -363,7 +386,7 @@ impl<'a> Reader<'a> {
         let mut fcs = Vec::with_capacity(rows);
         for _ in 0..rows {
             let row = FcStock {
-                fc: FcId::new(self.str()?),
+                fc: self.fc()?,
                 on_hand: self.u64()?,
                 reserved: self.u64()?,
                 picked: self.u64()?,
@@ -386,7 +409,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn order(&mut self) -> Decoded<Order> {
-        let merchant_id = MerchantId::new(self.str()?);
+        let merchant_id = self.merchant_id()?;
         let order_id = OrderId::new(self.str()?);
         let purchase_time = self.timestamp()?;
         let line_count = self.len()?;
@@ -398,7 +421,7 @@ impl<'a> Reader<'a> {
                 })
             })
             .collect::<Decoded<Vec<_>>>()?;
-        let assigned_fc = self.option_str()?.map(|fc| FcId::new(&fc));
+        let assigned_fc = if self.bool()? { Some(self.fc()?) } else { None };
         let partial_shipments = match self.u8()? {
             0 => None,
             1 => Some(false),
@@ -441,7 +464,7 @@ impl<'a> Reader<'a> {
         let allocations = (0..allocation_count)
             .map(|_| {
                 Ok(Allocation {
-                    fc: FcId::new(self.str()?),
+                    fc: self.fc()?,
                     sku: Sku::new(self.str()?),
                     quantity: self.u32()?,
                 })
@@ -486,6 +509,18 @@ impl<'a> Reader<'a> {
             imported_at: self.timestamp()?,
         })
     }
+}
+
+/// The cached id equal to `text`, or a new one (cached while the cache is small).
+fn interned<T: Clone + AsRef<str>>(cache: &mut Vec<T>, text: &str, new: impl Fn(&str) -> T) -> T {
+    if let Some(id) = cache.iter().find(|id| id.as_ref() == text) {
+        return id.clone();
+    }
+    let id = new(text);
+    if cache.len() < 64 {
+        cache.push(id.clone());
+    }
+    id
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use super::codec::{Reader, Writer};
 use super::journal::{sync_dir, ReadError};
 use crate::engine::{Effect, EffectRef, Engine};
@@ -63,14 +65,30 @@ impl Output {
     }
 }
 
-/// Append one framed entry to `batch`.
+/// Append one framed entry to `batch`, encoding in place.
 fn encode_entry(batch: &mut Vec<u8>, effect: EffectRef<'_>) {
-    let mut writer = Writer::default();
+    let start = batch.len();
+    batch.extend_from_slice(&[0; ENTRY_HEADER_BYTES]);
+    let mut writer = Writer {
+        bytes: std::mem::take(batch),
+    };
     writer.effect(effect);
-    batch.extend_from_slice(&(writer.bytes.len() as u32).to_le_bytes());
-    batch.extend_from_slice(&crc32c::crc32c(&writer.bytes).to_le_bytes());
-    batch.extend_from_slice(&writer.bytes);
+    *batch = writer.bytes;
+    let payload = start + ENTRY_HEADER_BYTES;
+    let len = (batch.len() - payload) as u32;
+    let crc = crc32c::crc32c(&batch[payload..]);
+    batch[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    batch[start + 4..payload].copy_from_slice(&crc.to_le_bytes());
 }
+
+/// Stripes and orders one rayon task encodes (or entries it decodes): big
+/// enough to keep the overhead small.
+const STRIPES_PER_TASK: usize = 8;
+const ORDERS_PER_TASK: usize = 4_096;
+const ENTRIES_PER_TASK: usize = 4_096;
+/// Tasks encoded in parallel before their output is written: bounds the
+/// memory a snapshot holds at once.
+const TASKS_IN_FLIGHT: usize = 32;
 
 /// Copy the engine's state into `snapshot-<lsn>.snap` in `dir`. Each stripe
 /// and order is locked only while it is encoded into memory; file I/O
@@ -103,32 +121,45 @@ pub fn write(
         count += 1;
     }
     out.entries(&batch, count)?;
-    for stripe in 0..engine.stripe_count() {
-        batch.clear();
-        let count = engine.with_stripe(stripe, |records| {
-            let mut count = 0;
-            for (key, record) in records {
-                encode_entry(&mut batch, EffectRef::Sku(key, record));
-                count += 1;
-            }
-            count
-        });
-        out.entries(&batch, count)?;
-    }
-    batch.clear();
-    let mut count = 0;
-    for order in engine.order_handles() {
-        let order = order.lock();
-        encode_entry(&mut batch, EffectRef::Order(&order));
-        drop(order);
-        count += 1;
-        if batch.len() >= 1 << 20 {
+    // Stripes, then orders, encoded in parallel chunks and written in order.
+    let stripes: Vec<usize> = (0..engine.stripe_count()).collect();
+    for group in stripes.chunks(STRIPES_PER_TASK * TASKS_IN_FLIGHT) {
+        let encoded: Vec<(Vec<u8>, u64)> = group
+            .par_chunks(STRIPES_PER_TASK)
+            .map(|chunk| {
+                let mut batch = Vec::new();
+                let mut count = 0;
+                for &stripe in chunk {
+                    engine.with_stripe(stripe, |records| {
+                        for (key, record) in records {
+                            encode_entry(&mut batch, EffectRef::Sku(key, record));
+                            count += 1;
+                        }
+                    });
+                }
+                (batch, count)
+            })
+            .collect();
+        for (batch, count) in encoded {
             out.entries(&batch, count)?;
-            batch.clear();
-            count = 0;
         }
     }
-    out.entries(&batch, count)?;
+    let orders = engine.order_handles();
+    for group in orders.chunks(ORDERS_PER_TASK * TASKS_IN_FLIGHT) {
+        let encoded: Vec<(Vec<u8>, u64)> = group
+            .par_chunks(ORDERS_PER_TASK)
+            .map(|chunk| {
+                let mut batch = Vec::with_capacity(chunk.len() * 256);
+                for order in chunk {
+                    encode_entry(&mut batch, EffectRef::Order(&order.lock()));
+                }
+                (batch, chunk.len() as u64)
+            })
+            .collect();
+        for (batch, count) in encoded {
+            out.entries(&batch, count)?;
+        }
+    }
 
     let mut trailer = Vec::with_capacity(TRAILER_BYTES);
     trailer.extend_from_slice(SNAPSHOT_END_MAGIC);
@@ -158,7 +189,7 @@ pub struct Loaded {
 
 /// Read and verify a snapshot, calling `visit` for each effect. Nothing is
 /// visited unless the whole file's checksum is right.
-pub fn read(path: &Path, mut visit: impl FnMut(Effect)) -> Result<Loaded, ReadError> {
+pub fn read(path: &Path, visit: impl Fn(Effect) + Sync) -> Result<Loaded, ReadError> {
     let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
         path: path.to_path_buf(),
         source,
@@ -195,25 +226,46 @@ pub fn read(path: &Path, mut visit: impl FnMut(Effect)) -> Result<Loaded, ReadEr
     lsn.copy_from_slice(&bytes[8..16]);
     let lsn = u64::from_le_bytes(lsn);
 
+    // Find every entry's start (a cheap walk over the length fields), then
+    // decode and install them in parallel: entries are independent.
+    let mut starts = Vec::new();
     let mut offset = HEADER_BYTES;
-    let mut seen = 0;
     while offset < trailer_at {
-        let (effect, end) =
-            parse_entry(&bytes[..trailer_at], offset).map_err(|what| corrupt(offset, &what))?;
-        visit(effect);
-        seen += 1;
-        offset = end;
+        starts.push(offset);
+        let Some(header) = bytes.get(offset..offset + 4) else {
+            return Err(corrupt(offset, "truncated entry header"));
+        };
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        offset += ENTRY_HEADER_BYTES + len;
     }
-    if seen != entries {
+    if offset != trailer_at {
+        return Err(corrupt(trailer_at, "last entry runs into the trailer"));
+    }
+    if starts.len() as u64 != entries {
         return Err(corrupt(
             trailer_at,
             "entry count does not match the trailer",
         ));
     }
+    let body = &bytes[..trailer_at];
+    starts.par_chunks(ENTRIES_PER_TASK).try_for_each(|chunk| {
+        let mut reader = Reader::new(&[], 0);
+        for &start in chunk {
+            let effect =
+                parse_entry(body, start, &mut reader).map_err(|what| corrupt(start, &what))?;
+            visit(effect);
+        }
+        Ok(())
+    })?;
     Ok(Loaded { lsn, entries })
 }
 
-fn parse_entry(bytes: &[u8], offset: usize) -> Result<(Effect, usize), String> {
+/// Decode the entry at `offset` with `reader` (reused for its id caches).
+fn parse_entry<'b>(
+    bytes: &'b [u8],
+    offset: usize,
+    reader: &mut Reader<'b>,
+) -> Result<Effect, String> {
     let header = bytes
         .get(offset..offset + ENTRY_HEADER_BYTES)
         .ok_or("truncated entry header")?;
@@ -224,21 +276,24 @@ fn parse_entry(bytes: &[u8], offset: usize) -> Result<(Effect, usize), String> {
     if crc32c::crc32c(payload) != crc {
         return Err("entry checksum mismatch".into());
     }
-    let mut reader = Reader::new(payload, start);
+    reader.reset(payload, start);
     let effect = reader.effect().map_err(|error| error.to_string())?;
     if !reader.is_empty() {
         return Err("trailing bytes in entry".into());
     }
-    Ok((effect, start + len))
+    Ok(effect)
 }
 
 fn first_bad_entry(bytes: &[u8]) -> Option<usize> {
     let mut offset = HEADER_BYTES;
+    let mut reader = Reader::new(&[], 0);
     while offset < bytes.len() {
-        match parse_entry(bytes, offset) {
-            Ok((_, end)) => offset = end,
-            Err(_) => return Some(offset),
+        if parse_entry(bytes, offset, &mut reader).is_err() {
+            return Some(offset);
         }
+        let len = bytes.get(offset..offset + 4)?;
+        offset +=
+            ENTRY_HEADER_BYTES + u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
     }
     None
 }
