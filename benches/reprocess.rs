@@ -4,6 +4,10 @@
 //! Run: `cargo bench --bench reprocess` (each sample rebuilds the engine,
 //! untimed; only the pass is timed). `REPROCESS_BENCH_ORDERS` shrinks it.
 
+#[path = "../tests/support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -17,22 +21,6 @@ use allocation::model::{
 const SKUS: usize = 100_000;
 const FCS: usize = 10;
 const ZIPF_EXPONENT: f64 = 1.0;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// Zipf sampling by inverse CDF over precomputed cumulative weights.
 struct Zipf {

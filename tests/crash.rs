@@ -2,6 +2,10 @@
 //! random moments, several rounds on one data directory. After every
 //! restart, every acknowledged change is there and no invariant is broken.
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -75,17 +79,6 @@ async fn connect(server: &Server) -> AllocationServiceClient<Channel> {
     AllocationServiceClient::connect(format!("http://{}", server.address))
         .await
         .expect("connect")
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 fn cell(sku: usize, fc: usize) -> (String, String) {

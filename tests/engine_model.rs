@@ -4,6 +4,10 @@
 //! must agree. A failure names its seed and step; rerun one seed with
 //! `MODEL_SEED=<seed> cargo test --test engine_model`.
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 use std::collections::BTreeMap;
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
@@ -19,23 +23,6 @@ const FCS: [&str; 3] = ["fa", "fb", "fc"];
 const PRIORITY: [&str; 2] = ["fc", "fa"];
 const STEPS: usize = 400;
 const SEEDS: u64 = 40;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 struct Cell {

@@ -2,6 +2,10 @@
 //! waiting orders, oldest purchase time first (ties: order id), whatever the
 //! number of rayon threads. Seeded random workloads; a failure names its seed.
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange, PassCounts};
 use allocation::model::{
     Channel, FcId, MarketplaceStatus, Merchant, MerchantId, Order, OrderKey, OrderLine,
@@ -12,29 +16,6 @@ const MERCHANTS: [&str; 3] = ["m0", "m1", "m2"];
 const SKUS: usize = 150;
 const FCS: usize = 4;
 const ORDERS: usize = 3_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// Skewed towards small indexes, like popular SKUs.
-    fn skewed(&mut self, n: usize) -> usize {
-        let a = self.below(n);
-        let b = self.below(n);
-        a.min(b).min(self.below(n))
-    }
-}
 
 fn sku(i: usize) -> Sku {
     Sku::new(&format!("sku-{i}"))

@@ -40,6 +40,23 @@ impl Service {
             .map_err(|error| Status::unavailable(error.to_string()))
     }
 
+    /// The shape every order transition shares: validate the order's key
+    /// and `as_of`, change the order, wait until the change is durable,
+    /// answer the order's state.
+    async fn transition(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+        as_of: Option<prost_types::Timestamp>,
+        change: impl FnOnce(&Engine, &crate::model::OrderKey) -> Result<crate::model::Order, Error>,
+    ) -> Result<Response<OrderState>, Status> {
+        let key = convert::order_key(merchant_id, order_id)?;
+        convert::as_of(as_of)?;
+        let order = change(&self.engine, &key)?;
+        self.durable().await?;
+        Ok(Response::new(convert::order_to_proto(&order)))
+    }
+
     /// Run work that may take long (a batch, a scan) on the blocking pool,
     /// so it never stalls the async workers. The work runs to completion
     /// even if the caller goes away, so a change is never half-applied.
@@ -237,12 +254,11 @@ impl AllocationService for Service {
             reason,
             as_of,
         } = request.into_inner();
-        let key = convert::order_key(&merchant_id, &order_id)?;
         let reason = convert::hold_reason(&reason)?;
-        convert::as_of(as_of)?;
-        let order = self.engine.hold(&key, reason)?;
-        self.durable().await?;
-        Ok(Response::new(convert::order_to_proto(&order)))
+        self.transition(&merchant_id, &order_id, as_of, |engine, key| {
+            engine.hold(key, reason)
+        })
+        .await
     }
 
     async fn release_order(
@@ -254,11 +270,8 @@ impl AllocationService for Service {
             order_id,
             as_of,
         } = request.into_inner();
-        let key = convert::order_key(&merchant_id, &order_id)?;
-        convert::as_of(as_of)?;
-        let order = self.engine.release(&key)?;
-        self.durable().await?;
-        Ok(Response::new(convert::order_to_proto(&order)))
+        self.transition(&merchant_id, &order_id, as_of, Engine::release)
+            .await
     }
 
     async fn cancel_order(
@@ -270,11 +283,8 @@ impl AllocationService for Service {
             order_id,
             as_of,
         } = request.into_inner();
-        let key = convert::order_key(&merchant_id, &order_id)?;
-        convert::as_of(as_of)?;
-        let order = self.engine.cancel(&key)?;
-        self.durable().await?;
-        Ok(Response::new(convert::order_to_proto(&order)))
+        self.transition(&merchant_id, &order_id, as_of, Engine::cancel)
+            .await
     }
 
     async fn mark_picked(
@@ -286,11 +296,8 @@ impl AllocationService for Service {
             order_id,
             as_of,
         } = request.into_inner();
-        let key = convert::order_key(&merchant_id, &order_id)?;
-        convert::as_of(as_of)?;
-        let order = self.engine.mark_picked(&key)?;
-        self.durable().await?;
-        Ok(Response::new(convert::order_to_proto(&order)))
+        self.transition(&merchant_id, &order_id, as_of, Engine::mark_picked)
+            .await
     }
 
     async fn ship_order(
