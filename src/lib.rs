@@ -32,3 +32,4 @@ pub mod order_book;
 pub mod policy;
 pub mod server;
 pub mod storage;
+pub mod telemetry;

@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::storage::Store;
+use crate::telemetry::{metered, Telemetry};
 
 use super::convert;
 use super::proto::allocation_service_server::AllocationService;
@@ -84,179 +85,214 @@ impl AllocationService for Service {
         &self,
         request: Request<Merchant>,
     ) -> Result<Response<Merchant>, Status> {
-        let merchant = convert::merchant(request.into_inner())?;
-        let merchant = self.engine.upsert_merchant(merchant);
-        self.durable().await?;
-        Ok(Response::new(convert::merchant_to_proto(&merchant)))
+        metered("UpsertMerchant", async move {
+            let merchant = convert::merchant(request.into_inner())?;
+            let merchant = self.engine.upsert_merchant(merchant);
+            self.durable().await?;
+            Ok(Response::new(convert::merchant_to_proto(&merchant)))
+        })
+        .await
     }
 
     async fn get_merchant(
         &self,
         request: Request<GetMerchantRequest>,
     ) -> Result<Response<Merchant>, Status> {
-        let GetMerchantRequest { merchant_id } = request.into_inner();
-        let merchant_id = convert::merchant_id(&merchant_id)?;
-        let merchant = self.engine.merchant(&merchant_id);
-        Ok(Response::new(convert::merchant_to_proto(&merchant)))
+        metered("GetMerchant", async move {
+            let GetMerchantRequest { merchant_id } = request.into_inner();
+            let merchant_id = convert::merchant_id(&merchant_id)?;
+            let merchant = self.engine.merchant(&merchant_id);
+            Ok(Response::new(convert::merchant_to_proto(&merchant)))
+        })
+        .await
     }
 
     async fn register_skus(
         &self,
         request: Request<RegisterSkusRequest>,
     ) -> Result<Response<RegisterSkusResponse>, Status> {
-        let (merchant, skus) = convert::register_skus(request.into_inner())?;
-        let (registered, updated) = self.engine.register_skus(&merchant, &skus);
-        self.durable().await?;
-        Ok(Response::new(RegisterSkusResponse {
-            registered,
-            updated,
-        }))
+        metered("RegisterSkus", async move {
+            let (merchant, skus) = convert::register_skus(request.into_inner())?;
+            let (registered, updated) = self.engine.register_skus(&merchant, &skus);
+            self.durable().await?;
+            Ok(Response::new(RegisterSkusResponse {
+                registered,
+                updated,
+            }))
+        })
+        .await
     }
 
     async fn set_inventory(
         &self,
         request: Request<SetInventoryRequest>,
     ) -> Result<Response<InventoryResponse>, Status> {
-        let (merchant, changes) = convert::set_inventory(request.into_inner())?;
-        let outcome = self
-            .blocking(move |engine| engine.update_inventory(&merchant, &changes))
-            .await?;
-        self.durable().await?;
-        Ok(Response::new(inventory_response(outcome)))
+        metered("SetInventory", async move {
+            let (merchant, changes) = convert::set_inventory(request.into_inner())?;
+            let outcome = self
+                .blocking(move |engine| engine.update_inventory(&merchant, &changes))
+                .await?;
+            self.durable().await?;
+            Ok(Response::new(inventory_response(outcome)))
+        })
+        .await
     }
 
     async fn adjust_inventory(
         &self,
         request: Request<AdjustInventoryRequest>,
     ) -> Result<Response<InventoryResponse>, Status> {
-        let (merchant, changes) = convert::adjust_inventory(request.into_inner())?;
-        let outcome = self
-            .blocking(move |engine| engine.update_inventory(&merchant, &changes))
-            .await?;
-        self.durable().await?;
-        Ok(Response::new(inventory_response(outcome)))
+        metered("AdjustInventory", async move {
+            let (merchant, changes) = convert::adjust_inventory(request.into_inner())?;
+            let outcome = self
+                .blocking(move |engine| engine.update_inventory(&merchant, &changes))
+                .await?;
+            self.durable().await?;
+            Ok(Response::new(inventory_response(outcome)))
+        })
+        .await
     }
 
     async fn get_inventory(
         &self,
         request: Request<GetInventoryRequest>,
     ) -> Result<Response<InventoryView>, Status> {
-        let GetInventoryRequest { merchant_id, sku } = request.into_inner();
-        let (merchant, sku) = convert::sku_of(&merchant_id, &sku)?;
-        let view = self.engine.inventory(&merchant, &sku)?;
-        Ok(Response::new(convert::inventory_view_to_proto(&view)))
+        metered("GetInventory", async move {
+            let GetInventoryRequest { merchant_id, sku } = request.into_inner();
+            let (merchant, sku) = convert::sku_of(&merchant_id, &sku)?;
+            let view = self.engine.inventory(&merchant, &sku)?;
+            Ok(Response::new(convert::inventory_view_to_proto(&view)))
+        })
+        .await
     }
 
     async fn allocate(
         &self,
         request: Request<AllocateRequest>,
     ) -> Result<Response<AllocateResponse>, Status> {
-        let AllocateRequest { order, as_of } = request.into_inner();
-        let now = convert::as_of(as_of)?;
-        let Some(order) = order else {
-            return Err(Error::invalid("order", "is required").into());
-        };
-        let request = convert::order_request(order, "order")?;
-        let order = self.engine.allocate(request, now)?;
-        self.durable().await?;
-        Ok(Response::new(AllocateResponse {
-            orders: vec![convert::order_to_proto(&order)],
-        }))
+        metered("Allocate", async move {
+            let AllocateRequest { order, as_of } = request.into_inner();
+            let now = convert::as_of(as_of)?;
+            let Some(order) = order else {
+                return Err(Error::invalid("order", "is required").into());
+            };
+            let request = convert::order_request(order, "order")?;
+            let order = self.engine.allocate(request, now)?;
+            Telemetry::get().outcome(order.status);
+            self.durable().await?;
+            Ok(Response::new(AllocateResponse {
+                orders: vec![convert::order_to_proto(&order)],
+            }))
+        })
+        .await
     }
 
     async fn allocate_batch(
         &self,
         request: Request<AllocateBatchRequest>,
     ) -> Result<Response<AllocateBatchResponse>, Status> {
-        let AllocateBatchRequest { orders, as_of } = request.into_inner();
-        let now = convert::as_of(as_of)?;
-        convert::batch_size(orders.len())?;
-        let results = self
-            .blocking(move |engine| {
-                let results = orders
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, order)| {
-                        let outcome = convert::order_request(order, &format!("orders[{i}]"))
-                            .and_then(|request| engine.allocate(request, now));
-                        let outcome = match outcome {
-                            Ok(order) => {
-                                allocate_result::Outcome::State(convert::order_to_proto(&order))
+        metered("AllocateBatch", async move {
+            let AllocateBatchRequest { orders, as_of } = request.into_inner();
+            let now = convert::as_of(as_of)?;
+            convert::batch_size(orders.len())?;
+            let results = self
+                .blocking(move |engine| {
+                    let results = orders
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, order)| {
+                            let outcome = convert::order_request(order, &format!("orders[{i}]"))
+                                .and_then(|request| engine.allocate(request, now));
+                            let outcome = match outcome {
+                                Ok(order) => {
+                                    Telemetry::get().outcome(order.status);
+                                    allocate_result::Outcome::State(convert::order_to_proto(&order))
+                                }
+                                Err(error) => {
+                                    allocate_result::Outcome::Error(to_rpc_status(&error.into()))
+                                }
+                            };
+                            AllocateResult {
+                                outcome: Some(outcome),
+                                children: Vec::new(),
                             }
-                            Err(error) => {
-                                allocate_result::Outcome::Error(to_rpc_status(&error.into()))
-                            }
-                        };
-                        AllocateResult {
-                            outcome: Some(outcome),
-                            children: Vec::new(),
-                        }
-                    })
-                    .collect();
-                Ok(results)
-            })
-            .await?;
-        self.durable().await?;
-        Ok(Response::new(AllocateBatchResponse { results }))
+                        })
+                        .collect();
+                    Ok(results)
+                })
+                .await?;
+            self.durable().await?;
+            Ok(Response::new(AllocateBatchResponse { results }))
+        })
+        .await
     }
 
     async fn get_order(
         &self,
         request: Request<GetOrderRequest>,
     ) -> Result<Response<OrderState>, Status> {
-        let GetOrderRequest {
-            merchant_id,
-            order_id,
-            as_of,
-        } = request.into_inner();
-        let key = convert::order_key(&merchant_id, &order_id)?;
-        convert::as_of(as_of)?;
-        let order = self.engine.order(&key)?;
-        Ok(Response::new(convert::order_to_proto(&order)))
+        metered("GetOrder", async move {
+            let GetOrderRequest {
+                merchant_id,
+                order_id,
+                as_of,
+            } = request.into_inner();
+            let key = convert::order_key(&merchant_id, &order_id)?;
+            convert::as_of(as_of)?;
+            let order = self.engine.order(&key)?;
+            Ok(Response::new(convert::order_to_proto(&order)))
+        })
+        .await
     }
 
     async fn list_orders(
         &self,
         request: Request<ListOrdersRequest>,
     ) -> Result<Response<ListOrdersResponse>, Status> {
-        let ListOrdersRequest {
-            merchant_id,
-            status,
-            page_size,
-            page_token,
-            as_of,
-        } = request.into_inner();
-        let merchant = convert::merchant_id(&merchant_id)?;
-        let (status, page_size, after) = convert::list_orders(status, page_size, &page_token)?;
-        convert::as_of(as_of)?;
-        let page = self
-            .blocking(move |engine| {
-                Ok(engine.list_orders(&merchant, status, page_size, after.as_ref()))
-            })
-            .await?;
-        Ok(Response::new(ListOrdersResponse {
-            orders: page.orders.iter().map(convert::order_to_proto).collect(),
-            next_page_token: page
-                .next
-                .as_ref()
-                .map(convert::encode_cursor)
-                .unwrap_or_default(),
-        }))
+        metered("ListOrders", async move {
+            let ListOrdersRequest {
+                merchant_id,
+                status,
+                page_size,
+                page_token,
+                as_of,
+            } = request.into_inner();
+            let merchant = convert::merchant_id(&merchant_id)?;
+            let (status, page_size, after) = convert::list_orders(status, page_size, &page_token)?;
+            convert::as_of(as_of)?;
+            let page = self
+                .blocking(move |engine| {
+                    Ok(engine.list_orders(&merchant, status, page_size, after.as_ref()))
+                })
+                .await?;
+            Ok(Response::new(ListOrdersResponse {
+                orders: page.orders.iter().map(convert::order_to_proto).collect(),
+                next_page_token: page
+                    .next
+                    .as_ref()
+                    .map(convert::encode_cursor)
+                    .unwrap_or_default(),
+            }))
+        })
+        .await
     }
 
     async fn hold_order(
         &self,
         request: Request<HoldOrderRequest>,
     ) -> Result<Response<OrderState>, Status> {
-        let HoldOrderRequest {
-            merchant_id,
-            order_id,
-            reason,
-            as_of,
-        } = request.into_inner();
-        let reason = convert::hold_reason(&reason)?;
-        self.transition(&merchant_id, &order_id, as_of, |engine, key| {
-            engine.hold(key, reason)
+        metered("HoldOrder", async move {
+            let HoldOrderRequest {
+                merchant_id,
+                order_id,
+                reason,
+                as_of,
+            } = request.into_inner();
+            let reason = convert::hold_reason(&reason)?;
+            self.transition(&merchant_id, &order_id, as_of, |engine, key| {
+                engine.hold(key, reason)
+            })
+            .await
         })
         .await
     }
@@ -265,99 +301,121 @@ impl AllocationService for Service {
         &self,
         request: Request<ReleaseOrderRequest>,
     ) -> Result<Response<OrderState>, Status> {
-        let ReleaseOrderRequest {
-            merchant_id,
-            order_id,
-            as_of,
-        } = request.into_inner();
-        self.transition(&merchant_id, &order_id, as_of, Engine::release)
-            .await
+        metered("ReleaseOrder", async move {
+            let ReleaseOrderRequest {
+                merchant_id,
+                order_id,
+                as_of,
+            } = request.into_inner();
+            self.transition(&merchant_id, &order_id, as_of, Engine::release)
+                .await
+        })
+        .await
     }
 
     async fn cancel_order(
         &self,
         request: Request<CancelOrderRequest>,
     ) -> Result<Response<OrderState>, Status> {
-        let CancelOrderRequest {
-            merchant_id,
-            order_id,
-            as_of,
-        } = request.into_inner();
-        self.transition(&merchant_id, &order_id, as_of, Engine::cancel)
-            .await
+        metered("CancelOrder", async move {
+            let CancelOrderRequest {
+                merchant_id,
+                order_id,
+                as_of,
+            } = request.into_inner();
+            self.transition(&merchant_id, &order_id, as_of, Engine::cancel)
+                .await
+        })
+        .await
     }
 
     async fn mark_picked(
         &self,
         request: Request<MarkPickedRequest>,
     ) -> Result<Response<OrderState>, Status> {
-        let MarkPickedRequest {
-            merchant_id,
-            order_id,
-            as_of,
-        } = request.into_inner();
-        self.transition(&merchant_id, &order_id, as_of, Engine::mark_picked)
-            .await
+        metered("MarkPicked", async move {
+            let MarkPickedRequest {
+                merchant_id,
+                order_id,
+                as_of,
+            } = request.into_inner();
+            self.transition(&merchant_id, &order_id, as_of, Engine::mark_picked)
+                .await
+        })
+        .await
     }
 
     async fn ship_order(
         &self,
         _: Request<ShipOrderRequest>,
     ) -> Result<Response<OrderState>, Status> {
-        Err(unimplemented("ShipOrder"))
+        metered("ShipOrder", async move { Err(unimplemented("ShipOrder")) }).await
     }
 
     async fn record_tracking_event(
         &self,
         _: Request<RecordTrackingEventRequest>,
     ) -> Result<Response<Shipment>, Status> {
-        Err(unimplemented("RecordTrackingEvent"))
+        metered("RecordTrackingEvent", async move {
+            Err(unimplemented("RecordTrackingEvent"))
+        })
+        .await
     }
 
     async fn get_shipment(
         &self,
         _: Request<GetShipmentRequest>,
     ) -> Result<Response<Shipment>, Status> {
-        Err(unimplemented("GetShipment"))
+        metered(
+            "GetShipment",
+            async move { Err(unimplemented("GetShipment")) },
+        )
+        .await
     }
 
     async fn reprocess(
         &self,
         request: Request<ReprocessRequest>,
     ) -> Result<Response<ReprocessResponse>, Status> {
-        let ReprocessRequest { merchant_id, as_of } = request.into_inner();
-        let merchant = match merchant_id.as_str() {
-            "" => None,
-            id => Some(convert::merchant_id(id)?),
-        };
-        convert::as_of(as_of)?;
-        let started = std::time::Instant::now();
-        let counts = self
-            .blocking(move |engine| Ok(engine.reprocess(merchant.as_ref())))
-            .await?;
-        self.durable().await?;
-        Ok(Response::new(ReprocessResponse {
-            examined: saturate(counts.examined),
-            allocated: saturate(counts.allocated),
-            partially_allocated: saturate(counts.partially_allocated),
-            still_in_exception: saturate(counts.still_in_exception),
-            duration: Some(convert::duration_to_proto(started.elapsed())),
-        }))
+        metered("Reprocess", async move {
+            let ReprocessRequest { merchant_id, as_of } = request.into_inner();
+            let merchant = match merchant_id.as_str() {
+                "" => None,
+                id => Some(convert::merchant_id(id)?),
+            };
+            convert::as_of(as_of)?;
+            let started = std::time::Instant::now();
+            let counts = self
+                .blocking(move |engine| Ok(engine.reprocess(merchant.as_ref())))
+                .await?;
+            self.durable().await?;
+            Ok(Response::new(ReprocessResponse {
+                examined: saturate(counts.examined),
+                allocated: saturate(counts.allocated),
+                partially_allocated: saturate(counts.partially_allocated),
+                still_in_exception: saturate(counts.still_in_exception),
+                duration: Some(convert::duration_to_proto(started.elapsed())),
+            }))
+        })
+        .await
     }
 
     async fn fifo_release(
         &self,
         request: Request<FifoReleaseRequest>,
     ) -> Result<Response<FifoReleaseResponse>, Status> {
-        let (merchant, skus) = convert::fifo_release(request.into_inner())?;
-        let outcome = self
-            .blocking(move |engine| engine.fifo_release(&merchant, &skus))
-            .await?;
-        self.durable().await?;
-        Ok(Response::new(FifoReleaseResponse {
-            released_order_ids: ids(&outcome.released),
-            preempted_order_ids: ids(&outcome.preempted),
-        }))
+        metered("FifoRelease", async move {
+            let (merchant, skus) = convert::fifo_release(request.into_inner())?;
+            let outcome = self
+                .blocking(move |engine| engine.fifo_release(&merchant, &skus))
+                .await?;
+            self.durable().await?;
+            Ok(Response::new(FifoReleaseResponse {
+                released_order_ids: ids(&outcome.released),
+                preempted_order_ids: ids(&outcome.preempted),
+            }))
+        })
+        .await
     }
 
     type WatchEventsStream = EventStream;
@@ -366,30 +424,37 @@ impl AllocationService for Service {
         &self,
         _: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        Err(unimplemented("WatchEvents"))
+        metered(
+            "WatchEvents",
+            async move { Err(unimplemented("WatchEvents")) },
+        )
+        .await
     }
 
     async fn snapshot(
         &self,
         _: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotResponse>, Status> {
-        let Some(store) = self.store.clone() else {
-            return Err(Status::failed_precondition(
-                "this server keeps no data directory",
-            ));
-        };
-        let info = self
-            .blocking(move |engine| {
-                store
-                    .snapshot(&engine)
-                    .map_err(|error| Error::Unavailable(format!("snapshot failed: {error}")))
-            })
-            .await?;
-        Ok(Response::new(SnapshotResponse {
-            path: info.path.display().to_string(),
-            bytes: info.bytes,
-            duration: Some(convert::duration_to_proto(info.duration)),
-        }))
+        metered("Snapshot", async move {
+            let Some(store) = self.store.clone() else {
+                return Err(Status::failed_precondition(
+                    "this server keeps no data directory",
+                ));
+            };
+            let info = self
+                .blocking(move |engine| {
+                    store
+                        .snapshot(&engine)
+                        .map_err(|error| Error::Unavailable(format!("snapshot failed: {error}")))
+                })
+                .await?;
+            Ok(Response::new(SnapshotResponse {
+                path: info.path.display().to_string(),
+                bytes: info.bytes,
+                duration: Some(convert::duration_to_proto(info.duration)),
+            }))
+        })
+        .await
     }
 }
 
