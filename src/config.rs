@@ -23,6 +23,32 @@ pub enum Command {
     /// Check a data directory without changing it: snapshots, journal
     /// segments, a full recovery in memory, and the invariants.
     Inspect(InspectConfig),
+    /// Ask a running server's grpc.health.v1 service whether it is serving
+    /// (exit 0) or not (exit 1). For container health checks.
+    Health(HealthConfig),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct HealthConfig {
+    /// The server's gRPC address.
+    #[arg(
+        long,
+        env = "ALLOCATION_HEALTH_ADDRESS",
+        default_value = "127.0.0.1:50051"
+    )]
+    pub address: SocketAddr,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3)]
+    pub timeout_seconds: u64,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -48,6 +74,35 @@ pub struct ServeConfig {
     /// Address the gRPC service listens on.
     #[arg(long, env = "ALLOCATION_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// Address of the Prometheus endpoint (`GET /metrics`).
+    #[arg(
+        long,
+        env = "ALLOCATION_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_listen: SocketAddr,
+
+    /// Log format (the level comes from RUST_LOG, default info).
+    #[arg(long, env = "ALLOCATION_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// Requests in progress at once across all connections; more are
+    /// refused at once with RESOURCE_EXHAUSTED instead of queueing.
+    #[arg(long, env = "ALLOCATION_CONCURRENCY_LIMIT", default_value_t = 1024)]
+    pub concurrency_limit: usize,
+
+    /// Requests one connection may have in progress (HTTP/2 streams).
+    #[arg(long, env = "ALLOCATION_STREAMS_PER_CONNECTION", default_value_t = 256)]
+    pub streams_per_connection: u32,
+
+    /// Largest gRPC message accepted or sent, in bytes.
+    #[arg(long, env = "ALLOCATION_MESSAGE_BYTES_MAX", default_value_t = 64 * 1024 * 1024)]
+    pub message_bytes_max: usize,
+
+    /// Seconds requests in progress at shutdown may take to finish.
+    #[arg(long, env = "ALLOCATION_DRAIN_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub drain_timeout_seconds: u64,
 
     /// Directory for the journal and snapshots (created if missing).
     #[arg(long, env = "ALLOCATION_DATA_DIR", default_value = "./data")]

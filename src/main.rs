@@ -1,36 +1,86 @@
-//! The binary: parse flags, recover, bind, serve until SIGINT or SIGTERM,
-//! then write a final snapshot.
+//! The binary: parse flags, bind, recover (health NOT_SERVING meanwhile),
+//! serve until SIGINT or SIGTERM, drain, write a final snapshot.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 
 use allocation::background::Periodic;
-use allocation::config::{Cli, Command, Fsync, InspectConfig, ServeConfig};
+use allocation::config::{
+    Cli, Command, Fsync, HealthConfig, InspectConfig, LogFormat, ServeConfig,
+};
 use allocation::engine::{Engine, EngineConfig};
+use allocation::server::{Lifecycle, ServerOptions};
 use allocation::storage::{store, FsyncPolicy, Store, StoreConfig};
+use allocation::telemetry;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let format = match &cli.command {
+        Command::Serve(config) => config.log_format,
+        _ => LogFormat::Human,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match format {
+        LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
+    match cli.command {
         Command::Serve(config) => serve(config).await,
         Command::Inspect(config) => inspect(config),
+        Command::Health(config) => health(config).await,
     }
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let metrics =
+        telemetry::install().map_err(|error| anyhow::anyhow!("installing metrics: {error}"))?;
     let engine = Engine::new(EngineConfig {
         stripe_count: config.stripes,
     });
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("binding {}", config.metrics_listen))?;
+    let metrics_address = metrics_listener.local_addr()?;
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(telemetry::serve(
+        metrics_listener,
+        metrics,
+        engine.clone(),
+        async {
+            let _ = metrics_stopped.await;
+        },
+    ));
+
+    // Serve health (NOT_SERVING) and refuse requests while recovering.
+    let (lifecycle, health) = Lifecycle::new().await;
+    let options = ServerOptions {
+        concurrency_limit: config.concurrency_limit,
+        streams_per_connection: config.streams_per_connection,
+        message_bytes_max: config.message_bytes_max,
+        drain_timeout: Duration::from_secs(config.drain_timeout_seconds),
+    };
+    tracing::info!(address = %listener.local_addr()?, metrics = %metrics_address, data_dir = %config.data_dir.display(), "serving");
+    let server = tokio::spawn(allocation::server::run(
+        listener,
+        engine.clone(),
+        Arc::clone(&lifecycle),
+        health,
+        options,
+        shutdown_signal(),
+    ));
+
     let store_config = StoreConfig {
         dir: config.data_dir.clone(),
         fsync: match config.fsync {
@@ -41,6 +91,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         fallback_to_previous_snapshot: config.fallback_to_previous_snapshot,
     };
     let recovery_engine = engine.clone();
+    let started = Instant::now();
     let (store, recovery) =
         tokio::task::spawn_blocking(move || Store::open(&store_config, &recovery_engine))
             .await?
@@ -50,20 +101,25 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         records_replayed = recovery.records_replayed,
         orders = engine.order_count(),
         next_lsn = recovery.next_lsn,
+        seconds = started.elapsed().as_secs_f64(),
         "recovered"
     );
     let store = Arc::new(store);
+    lifecycle.open(Some(Arc::clone(&store))).await;
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
     let pass_engine = engine.clone();
     let reprocessor = Periodic::spawn(
         "reprocess",
         Duration::from_secs(config.reprocess_interval_seconds),
         move || {
+            let started = Instant::now();
             let counts = pass_engine.reprocess(None);
-            tracing::info!(?counts, "reprocess pass");
+            telemetry::pass("reprocess", counts, started.elapsed());
+            tracing::info!(
+                ?counts,
+                seconds = started.elapsed().as_secs_f64(),
+                "reprocess pass"
+            );
         },
     );
     let (snapshot_engine, snapshot_store) = (engine.clone(), Arc::clone(&store));
@@ -77,23 +133,17 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             Err(error) => tracing::error!(%error, "snapshot failed"),
         },
     );
-    tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "serving");
-    allocation::server::run(
-        listener,
-        engine.clone(),
-        Some(Arc::clone(&store)),
-        shutdown_signal(),
-    )
-    .await?;
+
+    server.await??;
     reprocessor.stop().await;
     snapshotter.stop().await;
-
     let final_store = Arc::clone(&store);
     let info = tokio::task::spawn_blocking(move || final_store.snapshot(&engine))
         .await?
         .context("writing the final snapshot")?;
     tracing::info!(path = %info.path.display(), bytes = info.bytes, "final snapshot written");
     store.close();
+    let _ = stop_metrics.send(());
     tracing::info!("stopped");
     Ok(())
 }
@@ -128,6 +178,44 @@ fn inspect(config: InspectConfig) -> anyhow::Result<()> {
     );
     println!("invariants: ok");
     Ok(())
+}
+
+/// Exit 0 if the server's allocation service is SERVING, 1 otherwise.
+async fn health(config: HealthConfig) -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let check = async {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", config.address))?
+                .connect()
+                .await?;
+        let mut client = HealthClient::new(channel);
+        let response = client
+            .check(HealthCheckRequest {
+                service: "allocation.v1.AllocationService".into(),
+            })
+            .await?;
+        anyhow::Ok(response.into_inner().status())
+    };
+    match tokio::time::timeout(Duration::from_secs(config.timeout_seconds), check).await {
+        Ok(Ok(ServingStatus::Serving)) => {
+            println!("SERVING");
+            Ok(())
+        }
+        Ok(Ok(status)) => {
+            println!("{}", status.as_str_name());
+            std::process::exit(1)
+        }
+        Ok(Err(error)) => {
+            println!("unreachable: {error}");
+            std::process::exit(1)
+        }
+        Err(_) => {
+            println!("no answer within {} s", config.timeout_seconds);
+            std::process::exit(1)
+        }
+    }
 }
 
 /// Completes on the first SIGINT or SIGTERM.

@@ -1,44 +1,202 @@
-//! Runs the gRPC service on a listener until a shutdown future completes.
-//! The caller binds the listener, so tests can bind `127.0.0.1:0` and learn
-//! the port before the server starts.
+//! Runs the gRPC services on a listener until a shutdown future completes:
+//! the allocation service, gRPC health checking and server reflection. The
+//! caller binds the listener, so tests can bind `127.0.0.1:0` and learn the
+//! port before the server starts.
+//!
+//! A `Lifecycle` says whether requests are admitted: not while the data
+//! directory is being recovered, not once draining for shutdown, never
+//! again after the journal failed. Health answers NOT_SERVING then, and
+//! the allocation service answers UNAVAILABLE.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::Status;
+use tonic_health::server::HealthReporter;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::util::MapErrLayer;
+use tower::BoxError;
 
 use crate::engine::Engine;
 use crate::grpc::proto::allocation_service_server::AllocationServiceServer;
+use crate::grpc::proto::FILE_DESCRIPTOR_SET;
 use crate::grpc::Service;
 use crate::storage::Store;
-use tonic::service::interceptor::InterceptedService;
 
-/// Largest request or response message, in bytes. A full batch of 10,000
-/// orders of a few lines each fits well within it.
-pub const MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Limits on what clients may ask of the server at once.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Requests in progress across all connections; one more is refused at
+    /// once with RESOURCE_EXHAUSTED rather than queued.
+    pub concurrency_limit: usize,
+    /// HTTP/2 streams (requests) one connection may have open.
+    pub streams_per_connection: u32,
+    /// Largest request or response message, in bytes.
+    pub message_bytes_max: usize,
+    /// How long requests in progress at shutdown may take to finish.
+    pub drain_timeout: Duration,
+}
 
-/// Serve until `shutdown` completes. With a `store`, every change is
-/// journaled before it is acknowledged, and once the journal has failed
-/// every request is refused with UNAVAILABLE.
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            concurrency_limit: 1_024,
+            streams_per_connection: 256,
+            // A full batch of 10,000 orders of a few lines fits well within it.
+            message_bytes_max: 64 * 1024 * 1024,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+const STARTING: u8 = 0;
+const SERVING: u8 = 1;
+const DRAINING: u8 = 2;
+
+/// Whether the server admits requests, shared by the binary (which opens it
+/// after recovery and drains it at shutdown), the gate and health.
+pub struct Lifecycle {
+    state: AtomicU8,
+    health: HealthReporter,
+    /// The journal and snapshots, once recovered; none for memory-only servers.
+    store: OnceLock<Arc<Store>>,
+}
+
+impl Lifecycle {
+    /// A closed lifecycle and the health service reporting on it.
+    pub async fn new() -> (
+        Arc<Self>,
+        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    ) {
+        let (health, service) = tonic_health::server::health_reporter();
+        health
+            .set_not_serving::<AllocationServiceServer<Service>>()
+            .await;
+        let lifecycle = Arc::new(Self {
+            state: AtomicU8::new(STARTING),
+            health,
+            store: OnceLock::new(),
+        });
+        (lifecycle, service)
+    }
+
+    /// Start admitting requests (after recovery, with its store if any).
+    /// A server already draining stays closed.
+    pub async fn open(&self, store: Option<Arc<Store>>) {
+        if let Some(store) = store {
+            let _ = self.store.set(store);
+        }
+        let opened = self
+            .state
+            .compare_exchange(STARTING, SERVING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if opened {
+            self.health
+                .set_serving::<AllocationServiceServer<Service>>()
+                .await;
+        }
+    }
+
+    /// Stop admitting requests: shutting down.
+    pub async fn drain(&self) {
+        self.state.store(DRAINING, Ordering::Release);
+        self.health
+            .set_not_serving::<AllocationServiceServer<Service>>()
+            .await;
+    }
+
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.get()
+    }
+
+    /// The gate every allocation-service request passes.
+    fn admit(&self) -> Result<(), Status> {
+        match self.state.load(Ordering::Acquire) {
+            STARTING => Err(Status::unavailable(
+                "recovering the data directory; retry shortly",
+            )),
+            DRAINING => Err(Status::unavailable("shutting down")),
+            _ if self
+                .store()
+                .is_some_and(|store| store.journal().has_failed()) =>
+            {
+                Err(Status::unavailable(
+                    "the journal failed; this server no longer serves (see its log)",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Serve until `shutdown` completes, then drain: health goes NOT_SERVING,
+/// new requests get UNAVAILABLE, requests in progress get up to
+/// `drain_timeout` to finish.
 pub async fn run(
     listener: TcpListener,
     engine: Engine,
-    store: Option<Arc<Store>>,
+    lifecycle: Arc<Lifecycle>,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    let journal = store.as_ref().map(|store| Arc::clone(store.journal()));
-    let service = AllocationServiceServer::new(Service::new(engine, store))
-        .max_decoding_message_size(MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(MESSAGE_BYTES_MAX);
-    let refuse_after_disk_failure = move |request: tonic::Request<()>| match &journal {
-        Some(journal) if journal.has_failed() => Err(tonic::Status::unavailable(
-            "the journal failed; this server no longer serves (see its log)",
-        )),
-        _ => Ok(request),
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the compiled-in descriptor sets are valid");
+    let service = AllocationServiceServer::new(Service::new(engine, Arc::clone(&lifecycle)))
+        .max_decoding_message_size(options.message_bytes_max)
+        .max_encoding_message_size(options.message_bytes_max);
+    let gate = Arc::clone(&lifecycle);
+    let gated = InterceptedService::new(service, move |request: tonic::Request<()>| {
+        gate.admit().map(|()| request)
+    });
+
+    let (drained, draining) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async {
+        shutdown.await;
+        lifecycle.drain().await;
+        let _ = drained.send(());
     };
-    tonic::transport::Server::builder()
-        .add_service(InterceptedService::new(service, refuse_after_disk_failure))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
+    let serve = tonic::transport::Server::builder()
+        .max_concurrent_streams(options.streams_per_connection)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(MapErrLayer::new(count_shed))
+                .layer(LoadShedLayer::new())
+                .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit)),
+        )
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(gated)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    let drain_timeout = options.drain_timeout;
+    tokio::select! {
+        result = serve => result,
+        _ = async {
+            let _ = draining.await;
+            tokio::time::sleep(drain_timeout).await;
+        } => {
+            tracing::warn!(seconds = drain_timeout.as_secs_f64(), "requests still running after the drain timeout; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+/// Count requests the concurrency limit refused (tonic answers them with
+/// RESOURCE_EXHAUSTED).
+fn count_shed(error: BoxError) -> BoxError {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        metrics::counter!("grpc_requests_shed_total").increment(1);
+    }
+    error
 }

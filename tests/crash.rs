@@ -2,13 +2,14 @@
 //! random moments, several rounds on one data directory. After every
 //! restart, every acknowledged change is there and no invariant is broken.
 
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "support/rng.rs"]
 mod rng;
+use binary::Binary;
 use rng::Rng;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,62 +22,8 @@ const FCS: usize = 3;
 const CLIENTS: usize = 4;
 const ROUNDS: usize = 4;
 
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Remove ANSI colour sequences from a log line.
-fn plain(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn spawn(data_dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_allocation-service"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(["--snapshot-interval-seconds", "3600", "--fsync", "always"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the server binary");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let address = loop {
-        let line = plain(&lines.next().expect("server exited before serving").unwrap());
-        if let Some(at) = line.find("address=") {
-            let rest = &line[at + "address=".len()..];
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, address }
-}
-
-async fn connect(server: &Server) -> AllocationServiceClient<Channel> {
-    AllocationServiceClient::connect(format!("http://{}", server.address))
+async fn connect(server: &Binary) -> AllocationServiceClient<Channel> {
+    AllocationServiceClient::connect(server.url())
         .await
         .expect("connect")
 }
@@ -194,7 +141,7 @@ async fn client_load(
 }
 
 /// Everything acknowledged is there; the ledger is consistent.
-async fn verify(server: &Server, acknowledged: &Acknowledged, initial: u64, round: usize) {
+async fn verify(server: &Binary, acknowledged: &Acknowledged, initial: u64, round: usize) {
     let mut client = connect(server).await;
     for (id, acked) in &acknowledged.orders {
         let now = client
@@ -293,7 +240,7 @@ async fn kill_minus_nine_loses_nothing_acknowledged() {
     let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
 
     for round in 0..ROUNDS {
-        let server = spawn(&dir);
+        let server = Binary::start(&dir, &["--snapshot-interval-seconds", "3600"]).await;
         let mut client = connect(&server).await;
         if round == 0 {
             let levels = (0..SKUS)
@@ -352,7 +299,7 @@ async fn kill_minus_nine_loses_nothing_acknowledged() {
         );
     }
 
-    let server = spawn(&dir);
+    let server = Binary::start(&dir, &[]).await;
     let told = acknowledged.lock().unwrap().clone();
     verify(&server, &told, initial, ROUNDS).await;
     drop(server);

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::storage::Store;
+use crate::server::Lifecycle;
 use crate::telemetry::{metered, Telemetry};
 
 use super::convert;
@@ -19,19 +19,19 @@ use super::status::to_rpc_status;
 
 pub struct Service {
     engine: Engine,
-    /// The journal and snapshots; `None` serves from memory only (tests).
-    store: Option<Arc<Store>>,
+    /// Admission and the store (journal, snapshots) once recovered.
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl Service {
-    pub fn new(engine: Engine, store: Option<Arc<Store>>) -> Self {
-        Self { engine, store }
+    pub fn new(engine: Engine, lifecycle: Arc<Lifecycle>) -> Self {
+        Self { engine, lifecycle }
     }
 
     /// Wait until every change made so far, this request's included, is
     /// durable: nothing is acknowledged before it is in the journal.
     async fn durable(&self) -> Result<(), Status> {
-        let Some(store) = &self.store else {
+        let Some(store) = self.lifecycle.store() else {
             return Ok(());
         };
         let journal = store.journal();
@@ -388,6 +388,7 @@ impl AllocationService for Service {
             let counts = self
                 .blocking(move |engine| Ok(engine.reprocess(merchant.as_ref())))
                 .await?;
+            crate::telemetry::pass("reprocess", counts, started.elapsed());
             self.durable().await?;
             Ok(Response::new(ReprocessResponse {
                 examined: saturate(counts.examined),
@@ -406,9 +407,11 @@ impl AllocationService for Service {
     ) -> Result<Response<FifoReleaseResponse>, Status> {
         metered("FifoRelease", async move {
             let (merchant, skus) = convert::fifo_release(request.into_inner())?;
+            let started = std::time::Instant::now();
             let outcome = self
                 .blocking(move |engine| engine.fifo_release(&merchant, &skus))
                 .await?;
+            crate::telemetry::pass("fifo", outcome.counts, started.elapsed());
             self.durable().await?;
             Ok(Response::new(FifoReleaseResponse {
                 released_order_ids: ids(&outcome.released),
@@ -436,7 +439,7 @@ impl AllocationService for Service {
         _: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotResponse>, Status> {
         metered("Snapshot", async move {
-            let Some(store) = self.store.clone() else {
+            let Some(store) = self.lifecycle.store().cloned() else {
                 return Err(Status::failed_precondition(
                     "this server keeps no data directory",
                 ));

@@ -302,7 +302,10 @@ fn write_loop(shared: &Shared, mut file: File, first_lsn: u64) {
                     FsyncPolicy::Off => false,
                 };
             if sync_now {
+                let started = Instant::now();
                 file.sync_data()?;
+                metrics::histogram!("journal_fsync_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 last_sync = Instant::now();
                 unsynced = false;
                 synced = true;
@@ -313,6 +316,10 @@ fn write_loop(shared: &Shared, mut file: File, first_lsn: u64) {
         })();
         match result {
             Ok(()) => {
+                if next > published.next {
+                    metrics::histogram!("journal_batch_records")
+                        .record((next - published.next) as f64);
+                }
                 let state = Durable {
                     next,
                     synced: if synced { next } else { published.synced },

@@ -120,6 +120,8 @@ impl Store {
             self.journal.sync_blocking().map_err(std::io::Error::other)
         })?;
         self.apply_retention()?;
+        metrics::histogram!("snapshot_seconds").record(started.elapsed().as_secs_f64());
+        metrics::gauge!("snapshot_bytes").set(written.bytes as f64);
         Ok(SnapshotInfo {
             path: written.path,
             bytes: written.bytes,

@@ -8,6 +8,7 @@ use tonic::transport::Channel;
 use allocation::engine::{Engine, EngineConfig};
 use allocation::grpc::proto::allocation_service_client::AllocationServiceClient;
 use allocation::grpc::proto::{self, OrderLine};
+use allocation::server::{Lifecycle, ServerOptions};
 
 pub type Client = AllocationServiceClient<Channel>;
 
@@ -33,9 +34,18 @@ pub async fn start() -> TestServer {
     let address = listener.local_addr().unwrap();
     let (shutdown, stop) = oneshot::channel::<()>();
     let engine = Engine::new(EngineConfig { stripe_count: 16 });
-    tokio::spawn(allocation::server::run(listener, engine, None, async {
-        let _ = stop.await;
-    }));
+    let (lifecycle, health) = Lifecycle::new().await;
+    lifecycle.open(None).await;
+    tokio::spawn(allocation::server::run(
+        listener,
+        engine,
+        lifecycle,
+        health,
+        ServerOptions::default(),
+        async {
+            let _ = stop.await;
+        },
+    ));
     let client = AllocationServiceClient::connect(format!("http://{address}"))
         .await
         .expect("connect to the test server");
