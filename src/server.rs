@@ -148,10 +148,17 @@ pub async fn run(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Both reflection versions: older grpcurl releases only speak v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
+        .expect("the compiled-in descriptor sets are valid");
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
         .expect("the compiled-in descriptor sets are valid");
     let service = AllocationServiceServer::new(Service::new(engine, Arc::clone(&lifecycle)))
         .max_decoding_message_size(options.message_bytes_max)
@@ -176,7 +183,8 @@ pub async fn run(
                 .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit)),
         )
         .add_service(health)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(gated)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
     let drain_timeout = options.drain_timeout;

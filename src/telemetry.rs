@@ -282,7 +282,7 @@ pub async fn serve(
 }
 
 /// Gauges are recomputed at most this often, however often Prometheus scrapes.
-const GAUGE_REFRESH: Duration = Duration::from_secs(5);
+const GAUGE_REFRESH: Duration = Duration::from_secs(1);
 
 struct Scrape {
     handle: PrometheusHandle,

@@ -28,6 +28,10 @@ impl Drop for TestServer {
 }
 
 pub async fn start() -> TestServer {
+    start_with(ServerOptions::default()).await
+}
+
+pub async fn start_with(options: ServerOptions) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
@@ -41,7 +45,7 @@ pub async fn start() -> TestServer {
         engine,
         lifecycle,
         health,
-        ServerOptions::default(),
+        options,
         async {
             let _ = stop.await;
         },

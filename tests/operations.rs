@@ -1,0 +1,354 @@
+//! Operations (SPEC §10): metrics over HTTP, health, reflection, SIGTERM
+//! under load, load shedding.
+
+#[path = "support/binary.rs"]
+mod binary;
+mod common;
+
+use std::time::Duration;
+
+use allocation::grpc::proto::allocation_service_client::AllocationServiceClient;
+use allocation::grpc::proto::*;
+use allocation::server::ServerOptions;
+use binary::Binary;
+use common::{order, time};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+fn data_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("allocation-ops-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// `GET /metrics` with a plain HTTP/1.1 request.
+async fn scrape(address: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+/// The value of the sample `name` whose labels include every `labels` pair.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
+        })
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .next()
+        .unwrap_or(0.0)
+}
+
+async fn allocate(
+    client: &mut AllocationServiceClient<tonic::transport::Channel>,
+    order: Order,
+) -> Result<OrderState, tonic::Status> {
+    client
+        .allocate(AllocateRequest {
+            order: Some(order),
+            as_of: None,
+        })
+        .await
+        .map(|response| response.into_inner().orders.remove(0))
+}
+
+#[tokio::test]
+async fn metrics_move_by_exactly_what_was_done() {
+    let dir = data_dir("metrics");
+    let server = Binary::start(&dir, &[]).await;
+    let before = scrape(&server.metrics_address).await;
+    let mut client = AllocationServiceClient::connect(server.url())
+        .await
+        .unwrap();
+
+    for (sku, units) in [("a", 3), ("b", 0)] {
+        client
+            .set_inventory(SetInventoryRequest {
+                merchant_id: "m".into(),
+                levels: vec![InventoryLevel {
+                    sku: sku.into(),
+                    fc_id: "fc".into(),
+                    on_hand: units,
+                }],
+            })
+            .await
+            .unwrap();
+    }
+    allocate(&mut client, order("m", "o1", &[("a", 1)]))
+        .await
+        .unwrap();
+    allocate(&mut client, order("m", "o2", &[("a", 2)]))
+        .await
+        .unwrap();
+    allocate(&mut client, order("m", "o3", &[("b", 1)]))
+        .await
+        .unwrap();
+    let mut bad = order("m", "o4", &[("a", 1)]);
+    bad.lines[0].quantity = 0;
+    assert_eq!(
+        allocate(&mut client, bad).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+
+    let after = scrape(&server.metrics_address).await;
+    let moved = |name: &str, labels: &[(&str, &str)]| {
+        sample(&after, name, labels) - sample(&before, name, labels)
+    };
+    assert_eq!(
+        moved(
+            "grpc_server_handled_total",
+            &[("method", "Allocate"), ("code", "OK")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        moved(
+            "grpc_server_handled_total",
+            &[("method", "Allocate"), ("code", "INVALID_ARGUMENT")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        moved(
+            "grpc_server_handled_total",
+            &[("method", "SetInventory"), ("code", "OK")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        moved(
+            "grpc_server_handling_seconds_count",
+            &[("method", "Allocate")]
+        ),
+        4.0
+    );
+    assert!(
+        after.contains("grpc_server_handling_seconds_bucket{method=\"Allocate\",le=\"0.001\"}"),
+        "latency is a bucketed histogram:\n{after}"
+    );
+    assert_eq!(
+        moved("allocation_outcomes_total", &[("status", "processing")]),
+        2.0
+    );
+    assert_eq!(
+        moved("allocation_outcomes_total", &[("status", "exception")]),
+        1.0
+    );
+    // State gauges are recomputed at most once a second: scrape until fresh.
+    let mut gauges = after.clone();
+    for _ in 0..50 {
+        if sample(&gauges, "inventory_reserved_units", &[]) == 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        gauges = scrape(&server.metrics_address).await;
+    }
+    assert_eq!(sample(&gauges, "inventory_reserved_units", &[]), 3.0);
+    assert_eq!(sample(&gauges, "inventory_on_hand_units", &[]), 3.0);
+    assert_eq!(sample(&gauges, "orders_awaiting_stock", &[]), 1.0);
+    // Every acknowledged change was synced (fsync always): at least one sync, records batched.
+    assert!(sample(&after, "journal_fsync_seconds_count", &[]) >= 1.0);
+    assert!(sample(&after, "journal_batch_records_sum", &[]) >= 5.0);
+
+    client.snapshot(SnapshotRequest {}).await.unwrap();
+    let last = scrape(&server.metrics_address).await;
+    assert_eq!(sample(&last, "snapshot_seconds_count", &[]), 1.0);
+    assert!(sample(&last, "snapshot_bytes", &[]) > 0.0);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn health_serves_and_reflection_lists_the_service() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let dir = data_dir("health");
+    let server = Binary::start(&dir, &[]).await;
+    assert_eq!(server.health().await, Some(ServingStatus::Serving));
+
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"allocation.v1.AllocationService".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_string()),
+        "{names:?}"
+    );
+
+    // The health subcommand agrees (it is what the container health check runs).
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_allocation-service"))
+        .args(["health", "--address", &server.address])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn sigterm_under_load_drains_exits_zero_and_keeps_every_acknowledged_change() {
+    let dir = data_dir("sigterm");
+    let mut server = Binary::start(&dir, &[]).await;
+    let mut client = AllocationServiceClient::connect(server.url())
+        .await
+        .unwrap();
+    client
+        .set_inventory(SetInventoryRequest {
+            merchant_id: "m".into(),
+            levels: vec![InventoryLevel {
+                sku: "a".into(),
+                fc_id: "fc".into(),
+                on_hand: 1_000_000,
+            }],
+        })
+        .await
+        .unwrap();
+
+    let mut workers = Vec::new();
+    for worker in 0..4 {
+        let mut client = AllocationServiceClient::connect(server.url())
+            .await
+            .unwrap();
+        workers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for n in 0.. {
+                let mut o = order("m", &format!("w{worker}-{n}"), &[("a", 1)]);
+                o.purchase_time = time(n);
+                match allocate(&mut client, o).await {
+                    Ok(state) => acknowledged.push(state),
+                    Err(status) => {
+                        // Refused while draining or after the listener closed: never anything else.
+                        assert!(
+                            matches!(
+                                status.code(),
+                                Code::Unavailable | Code::Cancelled | Code::Unknown
+                            ),
+                            "{status:?}"
+                        );
+                        return acknowledged;
+                    }
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait().unwrap();
+        (status, server)
+    });
+    let (status, server) = tokio::time::timeout(Duration::from_secs(60), exit)
+        .await
+        .expect("exited in time")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "graceful shutdown exits 0");
+    drop(server);
+    let mut acknowledged = Vec::new();
+    for worker in workers {
+        acknowledged.extend(worker.await.unwrap());
+    }
+    assert!(acknowledged.len() > 10, "the load ran");
+
+    let restarted = Binary::start(&dir, &[]).await;
+    let mut client = AllocationServiceClient::connect(restarted.url())
+        .await
+        .unwrap();
+    for state in &acknowledged {
+        let now = client
+            .get_order(GetOrderRequest {
+                merchant_id: "m".into(),
+                order_id: state.order_id.clone(),
+                as_of: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(&now, state);
+    }
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn excess_requests_are_shed_at_once_and_the_server_stays_healthy() {
+    let server = common::start_with(ServerOptions {
+        concurrency_limit: 1,
+        ..ServerOptions::default()
+    })
+    .await;
+    let mut client = server.client.clone();
+    common::set_stock(&mut client, "m", "a", "fc", 1_000_000).await;
+    // Slow enough requests: batches of 5,000 orders, 12 at once.
+    let mut calls = Vec::new();
+    for call in 0..12 {
+        let mut client = server.client.clone();
+        calls.push(tokio::spawn(async move {
+            let orders = (0..5_000)
+                .map(|n| order("m", &format!("c{call}-{n}"), &[("a", 1)]))
+                .collect();
+            let request = AllocateBatchRequest {
+                orders,
+                as_of: None,
+            };
+            tokio::time::timeout(Duration::from_secs(60), client.allocate_batch(request))
+                .await
+                .expect("no request hangs")
+        }));
+    }
+    let mut shed = 0;
+    let mut served = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => served += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                shed += 1;
+            }
+        }
+    }
+    assert!(shed > 0, "some requests were shed");
+    assert!(served > 0, "some requests were served");
+    // Still healthy: a request now succeeds.
+    let state = common::allocate(&mut client, order("m", "after", &[("a", 1)])).await;
+    assert_eq!(state.status(), OrderStatus::Processing);
+}
