@@ -6,7 +6,10 @@
 
 #[path = "../tests/support/rng.rs"]
 mod rng;
+#[path = "../loadtest/src/zipf.rs"]
+mod zipf;
 use rng::Rng;
+use zipf::Zipf;
 
 use std::time::{Duration, Instant};
 
@@ -21,31 +24,6 @@ use allocation::model::{
 const SKUS: usize = 100_000;
 const FCS: usize = 10;
 const ZIPF_EXPONENT: f64 = 1.0;
-
-/// Zipf sampling by inverse CDF over precomputed cumulative weights.
-struct Zipf {
-    cumulative: Vec<f64>,
-}
-
-impl Zipf {
-    fn new(n: usize, exponent: f64) -> Self {
-        let mut total = 0.0;
-        let cumulative = (1..=n)
-            .map(|rank| {
-                total += 1.0 / (rank as f64).powf(exponent);
-                total
-            })
-            .collect();
-        Self { cumulative }
-    }
-
-    fn sample(&self, rng: &mut Rng) -> usize {
-        let target = rng.unit() * self.cumulative[self.cumulative.len() - 1];
-        self.cumulative
-            .partition_point(|&c| c < target)
-            .min(self.cumulative.len() - 1)
-    }
-}
 
 fn orders_count() -> usize {
     std::env::var("REPROCESS_BENCH_ORDERS")
@@ -83,12 +61,12 @@ fn build() -> Engine {
     let mut demand = vec![0u64; SKUS];
     let requests: Vec<OrderRequest> = (0..orders)
         .map(|n| {
-            let line_count = 1 + (rng.next() % 5) as usize;
+            let line_count = 1 + (rng.next_u64() % 5) as usize;
             let mut lines: Vec<OrderLine> = Vec::with_capacity(line_count);
             while lines.len() < line_count {
-                let sku = zipf.sample(&mut rng);
+                let sku = zipf.sample(rng.unit());
                 if lines.iter().all(|line| line.sku != skus[sku]) {
-                    let quantity = 1 + (rng.next() % 3) as u32;
+                    let quantity = 1 + (rng.next_u64() % 3) as u32;
                     demand[sku] += u64::from(quantity);
                     lines.push(OrderLine {
                         sku: skus[sku].clone(),
@@ -99,7 +77,7 @@ fn build() -> Engine {
             OrderRequest {
                 merchant_id: merchant.clone(),
                 order_id: format!("o{n}").as_str().into(),
-                purchase_time: Timestamp::from_seconds((rng.next() % 86_400) as i64),
+                purchase_time: Timestamp::from_seconds((rng.next_u64() % 86_400) as i64),
                 lines,
                 assigned_fc: None,
                 partial_shipments: None,
@@ -117,8 +95,8 @@ fn build() -> Engine {
     for (sku, &wanted) in demand.iter().enumerate() {
         let mut left = wanted / 2;
         while left > 0 {
-            let units = left.min(1 + rng.next() % 8);
-            changes.push((sku, (rng.next() % FCS as u64) as usize, units));
+            let units = left.min(1 + rng.next_u64() % 8);
+            changes.push((sku, (rng.next_u64() % FCS as u64) as usize, units));
             left -= units;
         }
     }
