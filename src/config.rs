@@ -83,6 +83,10 @@ pub struct ServeConfig {
     )]
     pub metrics_listen: SocketAddr,
 
+    /// Record and serve no metrics at all (to measure what metrics cost).
+    #[arg(long, env = "ALLOCATION_NO_METRICS")]
+    pub no_metrics: bool,
+
     /// Log format (the level comes from RUST_LOG, default info).
     #[arg(long, env = "ALLOCATION_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,

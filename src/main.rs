@@ -41,27 +41,32 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let metrics =
-        telemetry::install().map_err(|error| anyhow::anyhow!("installing metrics: {error}"))?;
     let engine = Engine::new(EngineConfig {
         stripe_count: config.stripes,
     });
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    let metrics_listener = TcpListener::bind(config.metrics_listen)
-        .await
-        .with_context(|| format!("binding {}", config.metrics_listen))?;
-    let metrics_address = metrics_listener.local_addr()?;
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(telemetry::serve(
-        metrics_listener,
-        metrics,
-        engine.clone(),
-        async {
-            let _ = metrics_stopped.await;
-        },
-    ));
+    let metrics_address = if config.no_metrics {
+        "off".to_string()
+    } else {
+        let handle =
+            telemetry::install().map_err(|error| anyhow::anyhow!("installing metrics: {error}"))?;
+        let metrics_listener = TcpListener::bind(config.metrics_listen)
+            .await
+            .with_context(|| format!("binding {}", config.metrics_listen))?;
+        let address = metrics_listener.local_addr()?.to_string();
+        tokio::spawn(telemetry::serve(
+            metrics_listener,
+            handle,
+            engine.clone(),
+            async {
+                let _ = metrics_stopped.await;
+            },
+        ));
+        address
+    };
 
     // Serve health (NOT_SERVING) and refuse requests while recovering.
     let (lifecycle, health) = Lifecycle::new().await;

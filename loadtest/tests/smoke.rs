@@ -54,7 +54,7 @@ async fn check(extra: &[&str]) {
     .expect("a bounded run ends")
     .unwrap();
     assert!(report.orders > 0, "{}", report.table());
-    assert!(report.latency.len() > 0);
+    assert!(!report.latency.is_empty());
     let verification = report.verification.as_ref().expect("verified");
     assert!(verification.passed, "{}", report.table());
     assert!(
