@@ -186,7 +186,7 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(gated)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        .serve_with_incoming_shutdown(incoming(listener), shutdown);
     let drain_timeout = options.drain_timeout;
     tokio::select! {
         result = serve => result,
@@ -198,6 +198,19 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// Accepted connections, with Nagle's algorithm off: a response must not
+/// wait for the client's delayed ACK (a 40 ms stall per small response).
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
 }
 
 /// Count requests the concurrency limit refused (tonic answers them with

@@ -204,6 +204,11 @@ impl ChangeLog for Journal {
         }
         let payload = payload.bytes;
         let mut pending = self.shared.pending.lock();
+        // Only the append that makes the buffer non-empty must wake the
+        // writer: otherwise it is awake already, or will find these bytes
+        // when it comes back for more. Waking it per record costs a futex
+        // call and a context switch each.
+        let writer_may_sleep = pending.bytes.is_empty();
         let lsn = pending.next_lsn;
         pending.next_lsn += 1;
         let crc = crc32c::crc32c_append(crc32c::crc32c(&lsn.to_le_bytes()), &payload);
@@ -215,7 +220,9 @@ impl ChangeLog for Journal {
         pending.bytes.extend_from_slice(&payload);
         self.shared.appended_next.store(lsn + 1, Ordering::Release);
         drop(pending);
-        self.shared.wake.notify_one();
+        if writer_may_sleep {
+            self.shared.wake.notify_one();
+        }
     }
 }
 
