@@ -1,15 +1,9 @@
 # Multi-stage build: compile with the official Rust image, run on slim Debian.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-# Dependencies first, so source edits do not rebuild them.
-COPY Cargo.toml Cargo.lock build.rs ./
-COPY proto ./proto
-RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
-    && for bench in allocation reprocess durability; do echo 'fn main() {}' > benches/$bench.rs; done \
-    && cargo build --release --locked --bin allocation-service || true
-COPY src ./src
-COPY benches ./benches
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin allocation-service
+# The whole workspace (see .dockerignore): Cargo needs every member's manifest.
+COPY . .
+RUN cargo build --release --locked -p allocation-service --bin allocation-service
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/allocation allocation \
