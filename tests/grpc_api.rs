@@ -175,17 +175,9 @@ async fn order_lifecycle_over_grpc() {
         .unwrap_err();
     assert_eq!(conflict.code(), Code::AlreadyExists);
 
-    let get = |id: &str| GetOrderRequest {
-        merchant_id: "m".into(),
-        order_id: id.into(),
-        as_of: None,
-    };
+    assert_eq!(get_order(&mut client, "m", "o1").await.unwrap(), state);
     assert_eq!(
-        client.get_order(get("o1")).await.unwrap().into_inner(),
-        state
-    );
-    assert_eq!(
-        client.get_order(get("zz")).await.unwrap_err().code(),
+        get_order(&mut client, "m", "zz").await.unwrap_err().code(),
         Code::NotFound
     );
 
@@ -289,15 +281,7 @@ async fn count_below_reserved_sends_the_newest_order_to_exception() {
         .unwrap()
         .into_inner();
     assert_eq!(response.shortage_order_ids, vec!["new".to_string()]);
-    let new = client
-        .get_order(GetOrderRequest {
-            merchant_id: "m".into(),
-            order_id: "new".into(),
-            as_of: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let new = get_order(&mut client, "m", "new").await.unwrap();
     assert_eq!(new.status(), OrderStatus::Exception);
     assert_eq!(
         new.exceptions[0].reason(),
@@ -409,14 +393,7 @@ async fn a_bad_order_in_a_batch_fails_alone() {
         }
         other => panic!("result 1: {other:?}"),
     }
-    let missing = client
-        .get_order(GetOrderRequest {
-            merchant_id: "m".into(),
-            order_id: "bad".into(),
-            as_of: None,
-        })
-        .await
-        .unwrap_err();
+    let missing = get_order(&mut client, "m", "bad").await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 }
 

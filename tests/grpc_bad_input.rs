@@ -21,14 +21,7 @@ async fn stock(client: &mut Client) -> (u64, u64) {
 }
 
 async fn order_exists(client: &mut Client, id: &str) -> bool {
-    match client
-        .get_order(GetOrderRequest {
-            merchant_id: "m".into(),
-            order_id: id.into(),
-            as_of: None,
-        })
-        .await
-    {
+    match get_order(client, "m", id).await {
         Ok(_) => true,
         Err(status) if status.code() == Code::NotFound => false,
         Err(status) => panic!("{status:?}"),

@@ -7,16 +7,7 @@ use common::*;
 use tonic::Code;
 
 async fn status_of(client: &mut Client, id: &str) -> OrderStatus {
-    client
-        .get_order(GetOrderRequest {
-            merchant_id: "m".into(),
-            order_id: id.into(),
-            as_of: None,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status()
+    get_order(client, "m", id).await.unwrap().status()
 }
 
 #[tokio::test]

@@ -20,17 +20,23 @@ fn now() -> Timestamp {
     Timestamp::from_seconds(1_700_000_000)
 }
 
+/// One count or adjustment of merchant `M`'s SKU at an FC.
+fn change(
+    engine: &Engine,
+    sku: &str,
+    fc: &str,
+    change: CountChange,
+) -> crate::error::Result<InventoryOutcome> {
+    let change = InventoryChange {
+        sku: sku.into(),
+        fc: fc.into(),
+        change,
+    };
+    engine.update_inventory(&M.into(), &[change])
+}
+
 fn set(engine: &Engine, sku: &str, fc: &str, units: u64) {
-    engine
-        .update_inventory(
-            &M.into(),
-            &[InventoryChange {
-                sku: sku.into(),
-                fc: fc.into(),
-                change: CountChange::Set(units),
-            }],
-        )
-        .expect("count accepted");
+    change(engine, sku, fc, CountChange::Set(units)).expect("count accepted");
 }
 
 fn request(id: &str, age: i64, lines: &[(&str, u32)]) -> OrderRequest {
@@ -357,14 +363,7 @@ fn picked_orders_cannot_be_held_and_counts_cannot_go_below_picked_units() {
         e.hold(&key("o1"), "x".into()),
         Err(Error::FailedPrecondition(_))
     ));
-    let below_picked = e.update_inventory(
-        &M.into(),
-        &[InventoryChange {
-            sku: "a".into(),
-            fc: "fc1".into(),
-            change: CountChange::Set(1),
-        }],
-    );
+    let below_picked = change(&e, "a", "fc1", CountChange::Set(1));
     assert!(matches!(below_picked, Err(Error::FailedPrecondition(_))));
     assert_eq!(
         available(&e, "a", "fc1"),
@@ -403,16 +402,7 @@ fn count_below_reserved_releases_the_newest_unpicked_orders() {
     e.mark_picked(&key("newest")).unwrap();
     // 6 reserved at a; a count of 3 must free 3 unpicked units: "middle"
     // (the newest unpicked) frees 2, then "oldest" frees 2.
-    let outcome = e
-        .update_inventory(
-            &M.into(),
-            &[InventoryChange {
-                sku: "a".into(),
-                fc: "fc1".into(),
-                change: CountChange::Set(3),
-            }],
-        )
-        .unwrap();
+    let outcome = change(&e, "a", "fc1", CountChange::Set(3)).unwrap();
     assert_eq!(
         outcome.shortage_orders,
         vec!["middle".into(), "oldest".into()]
@@ -442,16 +432,7 @@ fn count_releases_only_as_many_orders_as_needed() {
     set(&e, "a", "fc1", 4);
     allocate(&e, request("old", 0, &[("a", 2)]));
     allocate(&e, request("new", 1, &[("a", 2)]));
-    let outcome = e
-        .update_inventory(
-            &M.into(),
-            &[InventoryChange {
-                sku: "a".into(),
-                fc: "fc1".into(),
-                change: CountChange::Set(3),
-            }],
-        )
-        .unwrap();
+    let outcome = change(&e, "a", "fc1", CountChange::Set(3)).unwrap();
     assert_eq!(outcome.shortage_orders, vec![OrderId::new("new")]);
     assert_eq!(
         e.order(&key("old")).unwrap().status,
@@ -463,16 +444,7 @@ fn count_releases_only_as_many_orders_as_needed() {
 #[test]
 fn adjustments_add_and_remove_units_but_never_below_zero() {
     let e = engine();
-    let adjust = |delta| {
-        e.update_inventory(
-            &M.into(),
-            &[InventoryChange {
-                sku: "a".into(),
-                fc: "fc1".into(),
-                change: CountChange::Adjust(delta),
-            }],
-        )
-    };
+    let adjust = |delta| change(&e, "a", "fc1", CountChange::Adjust(delta));
     adjust(5).unwrap();
     adjust(-2).unwrap();
     assert_eq!(available(&e, "a", "fc1"), 3);
@@ -656,15 +628,7 @@ fn fifo_merchant(e: &Engine, strategy: crate::model::FifoStrategy, partial_shipm
 }
 
 fn receive(e: &Engine, sku: &str, fc: &str, units: i64) -> InventoryOutcome {
-    e.update_inventory(
-        &M.into(),
-        &[InventoryChange {
-            sku: sku.into(),
-            fc: fc.into(),
-            change: CountChange::Adjust(units),
-        }],
-    )
-    .unwrap()
+    change(e, sku, fc, CountChange::Adjust(units)).unwrap()
 }
 
 #[test]

@@ -106,6 +106,21 @@ pub async fn allocate(client: &mut Client, order: proto::Order) -> proto::OrderS
     response.orders.remove(0)
 }
 
+pub async fn get_order(
+    client: &mut Client,
+    merchant: &str,
+    order_id: &str,
+) -> Result<proto::OrderState, tonic::Status> {
+    client
+        .get_order(proto::GetOrderRequest {
+            merchant_id: merchant.into(),
+            order_id: order_id.into(),
+            as_of: None,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 /// The fields named in an INVALID_ARGUMENT status's BadRequest details.
 pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;
