@@ -93,12 +93,11 @@ impl Engine {
     /// Replace a merchant's settings.
     pub fn upsert_merchant(&self, merchant: Merchant) -> Merchant {
         // The entry's lock orders concurrent upserts of one merchant in the log.
-        let mut entry = self
+        let entry = self
             .shared
             .merchants
             .entry(merchant.merchant_id.clone())
-            .or_insert_with(|| Arc::new(merchant.clone()));
-        *entry = Arc::new(merchant.clone());
+            .insert(Arc::new(merchant.clone()));
         if let Some(log) = self.shared.change_log.get() {
             log.append(&[EffectRef::Merchant(&merchant)]);
         }
