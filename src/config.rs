@@ -125,6 +125,26 @@ pub struct ServeConfig {
     )]
     pub reprocess_interval_seconds: u64,
 
+    /// Business days without a carrier scan after which a parcel counts as
+    /// stalled, so a lost-parcel claim may be filed (weekends do not count).
+    #[arg(
+        long,
+        env = "ALLOCATION_STALLED_AFTER_BUSINESS_DAYS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub stalled_after_business_days: u32,
+
+    /// Change-feed events a `WatchEvents` subscriber may fall behind before
+    /// it is disconnected.
+    #[arg(
+        long,
+        env = "ALLOCATION_WATCH_BUFFER",
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000)
+    )]
+    pub watch_buffer: u64,
+
     /// When an acknowledged change is durable.
     #[arg(long, env = "ALLOCATION_FSYNC", value_enum, default_value_t = Fsync::Always)]
     pub fsync: Fsync,

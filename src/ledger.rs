@@ -124,6 +124,16 @@ impl SkuRecord {
         row.check();
     }
 
+    /// Units an order had reserved leave the building: `on_hand` and
+    /// `reserved` both drop (and `picked`, when the order was picked).
+    pub fn ship(&mut self, fc: &FcId, quantity: u64, picked: bool) {
+        self.unreserve(fc, quantity, picked);
+        let row = self.fc_mut(fc);
+        // Reserved units are part of on_hand, so this cannot underflow.
+        row.on_hand -= quantity;
+        row.check();
+    }
+
     /// Freeze reserved units because their order was picked.
     pub fn pick(&mut self, fc: &FcId, quantity: u64) {
         let row = self.fc_mut(fc);

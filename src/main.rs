@@ -13,6 +13,7 @@ use allocation::config::{
     Cli, Command, Fsync, HealthConfig, InspectConfig, LogFormat, ServeConfig,
 };
 use allocation::engine::{Engine, EngineConfig};
+use allocation::model::Timestamp;
 use allocation::server::{Lifecycle, ServerOptions};
 use allocation::storage::{store, FsyncPolicy, Store, StoreConfig};
 use allocation::telemetry;
@@ -43,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let engine = Engine::new(EngineConfig {
         stripe_count: config.stripes,
+        stalled_after_business_days: config.stalled_after_business_days,
     });
     let listener = TcpListener::bind(config.listen)
         .await
@@ -75,6 +77,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         streams_per_connection: config.streams_per_connection,
         message_bytes_max: config.message_bytes_max,
         drain_timeout: Duration::from_secs(config.drain_timeout_seconds),
+        // Bounded by the argument parser.
+        watch_buffer: config.watch_buffer as usize,
     };
     tracing::info!(address = %listener.local_addr()?, metrics = %metrics_address, data_dir = %config.data_dir.display(), "serving");
     let server = tokio::spawn(allocation::server::run(
@@ -127,6 +131,15 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             );
         },
     );
+    // Shipped orders read COMPLETED on time regardless; this records it and
+    // tells the change feed, within a minute.
+    let completion_engine = engine.clone();
+    let completer = Periodic::spawn("complete", Duration::from_secs(60), move || {
+        let completed = completion_engine.complete_due(Timestamp::now());
+        if completed > 0 {
+            tracing::info!(completed, "shipped orders completed");
+        }
+    });
     let (snapshot_engine, snapshot_store) = (engine.clone(), Arc::clone(&store));
     let snapshotter = Periodic::spawn(
         "snapshot",
@@ -141,6 +154,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     server.await??;
     reprocessor.stop().await;
+    completer.stop().await;
     snapshotter.stop().await;
     let final_store = Arc::clone(&store);
     let info = tokio::task::spawn_blocking(move || final_store.snapshot(&engine))

@@ -24,6 +24,7 @@ use tower::util::MapErrLayer;
 use tower::BoxError;
 
 use crate::engine::Engine;
+use crate::grpc::feed::EventFeed;
 use crate::grpc::proto::allocation_service_server::AllocationServiceServer;
 use crate::grpc::proto::FILE_DESCRIPTOR_SET;
 use crate::grpc::Service;
@@ -41,6 +42,9 @@ pub struct ServerOptions {
     pub message_bytes_max: usize,
     /// How long requests in progress at shutdown may take to finish.
     pub drain_timeout: Duration,
+    /// How many change-feed events a `WatchEvents` subscriber may fall
+    /// behind before it is disconnected.
+    pub watch_buffer: usize,
 }
 
 impl Default for ServerOptions {
@@ -51,6 +55,7 @@ impl Default for ServerOptions {
             // A full batch of 10,000 orders of a few lines fits well within it.
             message_bytes_max: 64 * 1024 * 1024,
             drain_timeout: Duration::from_secs(10),
+            watch_buffer: 4_096,
         }
     }
 }
@@ -160,7 +165,11 @@ pub async fn run(
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .expect("the compiled-in descriptor sets are valid");
-    let service = AllocationServiceServer::new(Service::new(engine, Arc::clone(&lifecycle)))
+    let feed = EventFeed::new(options.watch_buffer);
+    // An engine served twice keeps publishing to the first feed.
+    let _ = engine.attach_event_sink(Arc::clone(&feed) as Arc<dyn crate::engine::EventSink>);
+    let service = Service::new(engine, Arc::clone(&lifecycle), Arc::clone(&feed));
+    let service = AllocationServiceServer::new(service)
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
     let gate = Arc::clone(&lifecycle);
@@ -171,6 +180,7 @@ pub async fn run(
     let (drained, draining) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async {
         shutdown.await;
+        feed.close();
         lifecycle.drain().await;
         let _ = drained.send(());
     };

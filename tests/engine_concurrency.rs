@@ -45,7 +45,10 @@ fn order(thread: usize, n: usize, rng: &mut u64) -> OrderRequest {
 
 #[test]
 fn racing_allocations_never_over_reserve() {
-    let engine = Engine::new(EngineConfig { stripe_count: 4 });
+    let engine = Engine::new(EngineConfig {
+        stripe_count: 4,
+        ..EngineConfig::default()
+    });
     let changes: Vec<InventoryChange> = (0..SKUS)
         .flat_map(|sku| {
             (0..FCS).map(move |fc| InventoryChange {
@@ -67,7 +70,10 @@ fn racing_allocations_never_over_reserve() {
                 for n in 0..ORDERS_PER_THREAD {
                     let request = order(thread, n, &mut rng);
                     let key = request.key();
-                    let order = engine.allocate(request, Timestamp::default()).unwrap();
+                    let order = engine
+                        .allocate(request, Timestamp::default())
+                        .unwrap()
+                        .order;
                     allocated_units.fetch_add(order.allocated_units(), Ordering::Relaxed);
                     // Churn: give some stock back so later orders race for it.
                     if n % 5 == 0 && order.status != OrderStatus::Exception {
@@ -126,7 +132,10 @@ fn exactly_one_of_many_racers_gets_the_last_unit() {
                     marketplace_status: MarketplaceStatus::Ready,
                     hold_reason: None,
                 };
-                let order = engine.allocate(request, Timestamp::default()).unwrap();
+                let order = engine
+                    .allocate(request, Timestamp::default())
+                    .unwrap()
+                    .order;
                 if order.status == OrderStatus::Processing {
                     winners.fetch_add(1, Ordering::Relaxed);
                 }

@@ -268,7 +268,10 @@ fn set(sku: &str, fc: &str, change: CountChange) -> InventoryChange {
 }
 
 fn run(seed: u64) {
-    let engine = Engine::new(EngineConfig { stripe_count: 2 });
+    let engine = Engine::new(EngineConfig {
+        stripe_count: 2,
+        ..EngineConfig::default()
+    });
     let merchant_partial = seed.is_multiple_of(2);
     let mut merchant = Merchant::with_defaults("m".into());
     merchant.partial_shipments = merchant_partial;
@@ -357,7 +360,8 @@ fn run(seed: u64) {
                 let partial = request.partial_shipments.unwrap_or(merchant_partial);
                 let got = engine
                     .allocate(request.clone(), Timestamp::default())
-                    .unwrap();
+                    .unwrap()
+                    .order;
                 let want = model.decide(&request, partial);
                 assert_eq!(got.status, want.status, "{context}: status of {id}");
                 assert_eq!(

@@ -28,7 +28,10 @@ fn fc(i: usize) -> FcId {
 /// The same engine state for the same seed: imports against scarce stock,
 /// holds, picks, then a replenishment that leaves many orders waiting.
 fn build(seed: u64) -> Engine {
-    let engine = Engine::new(EngineConfig { stripe_count: 8 });
+    let engine = Engine::new(EngineConfig {
+        stripe_count: 8,
+        ..EngineConfig::default()
+    });
     let mut rng = Rng(seed);
     for (i, merchant) in MERCHANTS.iter().enumerate() {
         let mut settings = Merchant::with_defaults(MerchantId::new(merchant));
@@ -74,7 +77,10 @@ fn build(seed: u64) -> Engine {
             hold_reason: None,
         };
         let key = request.key();
-        let order = engine.allocate(request, Timestamp::default()).unwrap();
+        let order = engine
+            .allocate(request, Timestamp::default())
+            .unwrap()
+            .order;
         match rng.below(20) {
             0 => {
                 engine.hold(&key, "review".into()).unwrap();

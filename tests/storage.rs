@@ -36,7 +36,10 @@ fn config(dir: &Path) -> StoreConfig {
 }
 
 fn open(dir: &Path) -> Result<(Engine, Store), OpenError> {
-    let engine = Engine::new(EngineConfig { stripe_count: 8 });
+    let engine = Engine::new(EngineConfig {
+        stripe_count: 8,
+        ..EngineConfig::default()
+    });
     let (store, _) = Store::open(&config(dir), &engine)?;
     Ok((engine, store))
 }
@@ -181,7 +184,10 @@ fn snapshot_then_journal_restores_the_state_and_old_files_are_dropped() {
         .count();
     assert_eq!(snapshots, 2, "the newest two snapshots are kept");
 
-    let engine = Engine::new(EngineConfig { stripe_count: 8 });
+    let engine = Engine::new(EngineConfig {
+        stripe_count: 8,
+        ..EngineConfig::default()
+    });
     let (_, recovery) = Store::open(&config(&dir), &engine).unwrap();
     assert!(recovery.snapshot.is_some());
     assert!(recovery.records_replayed > 0);
@@ -257,7 +263,10 @@ fn a_flipped_byte_in_a_snapshot_is_reported_and_the_previous_one_can_be_used() {
     assert!(error.contains("checksum"), "{error}");
 
     // The operator's way out: the previous snapshot plus the journal kept since it.
-    let engine = Engine::new(EngineConfig { stripe_count: 8 });
+    let engine = Engine::new(EngineConfig {
+        stripe_count: 8,
+        ..EngineConfig::default()
+    });
     let mut fallback = config(&dir);
     fallback.fallback_to_previous_snapshot = true;
     let (_, recovery) = Store::open(&fallback, &engine).unwrap();
@@ -306,7 +315,10 @@ fn a_torn_journal_tail_is_cut_at_the_last_whole_record() {
     assert!(bytes.len() > 16 + 20, "the second run wrote a record");
     std::fs::write(&segment, &bytes[..bytes.len() - 7]).unwrap();
 
-    let engine2 = Engine::new(EngineConfig { stripe_count: 8 });
+    let engine2 = Engine::new(EngineConfig {
+        stripe_count: 8,
+        ..EngineConfig::default()
+    });
     let (store2, recovery) = Store::open(&config(&dir), &engine2).unwrap();
     let (path, offset) = recovery.torn_tail.expect("the torn tail is reported");
     assert_eq!(path, segment);

@@ -4,12 +4,20 @@ use crate::error::{Error, Result};
 use crate::ledger::{Locked, SkuRecord};
 use crate::model::{
     Acknowledgement, Allocation, Channel, ExceptionLine, FcId, MarketplaceStatus, Merchant, Order,
-    OrderRequest, OrderStatus, SkuKey, Timestamp,
+    OrderEvent, OrderRequest, OrderStatus, SkuKey, Timestamp,
 };
 use crate::order_book::Inserted;
 use crate::policy::{self, Rules, StockMatrix};
 
 use super::Engine;
+
+/// What importing one order produced: the order, and its auto-split
+/// children in tag order (none when it was not split).
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub order: Order,
+    pub children: Vec<Order>,
+}
 
 /// Why an order is being decided: a first import runs the marketplace and
 /// hold rules; a release from hold or a reprocessing pass only re-checks
@@ -21,9 +29,10 @@ pub(super) enum Occasion {
 }
 
 impl Engine {
-    /// Import one order and allocate it (SPEC §4). Re-sending an identical
-    /// order returns its stored state and reserves nothing more.
-    pub fn allocate(&self, request: OrderRequest, now: Timestamp) -> Result<Order> {
+    /// Import one order and allocate it (SPEC §4): the order itself and, when
+    /// the merchant auto-splits it, each child. Re-sending an identical order
+    /// returns the stored states and reserves nothing more.
+    pub fn allocate(&self, request: OrderRequest, now: Timestamp) -> Result<Imported> {
         if request.channel == Channel::Marketplace
             && request.marketplace_status == MarketplaceStatus::Created
         {
@@ -33,23 +42,47 @@ impl Engine {
             )));
         }
         let merchant = self.merchant(&request.merchant_id);
-        match self
-            .shared
-            .orders
-            .insert_locked(Order::imported(request.clone(), now))
-        {
+        if let Some(split) = self.split_plan(&request, &merchant)? {
+            return self.import_split(request, split, &merchant, now);
+        }
+        let order = self.import(Order::imported(request, now), &merchant)?;
+        if order.children.is_empty() {
+            Ok(Imported {
+                order,
+                children: Vec::new(),
+            })
+        } else {
+            // A retry of an order that was split when first imported.
+            Ok(self.with_children(order))
+        }
+    }
+
+    /// Insert a new order and decide it; or, if it exists, return it when it
+    /// was imported from the same request (a retry).
+    pub(super) fn import(&self, order: Order, merchant: &Merchant) -> Result<Order> {
+        let submitted = order.submitted().clone();
+        match self.shared.orders.insert_locked(order) {
             Inserted::New(mut order) => {
-                self.decide(&mut order, &merchant, Occasion::Import);
+                if order.request.lines.is_empty() {
+                    // An auto-split parent whose every line went to children
+                    // has nothing of its own to allocate.
+                    order.status = OrderStatus::Processing;
+                    order.version += 1;
+                    self.journal_order(&order);
+                    self.publish(|| OrderEvent::of_state(&order));
+                } else {
+                    self.decide(&mut order, merchant, Occasion::Import);
+                }
                 Ok(order.clone())
             }
             Inserted::Existing(existing) => {
                 let existing = existing.lock();
-                if existing.request == request {
+                if *existing.submitted() == submitted {
                     Ok(existing.clone())
                 } else {
                     Err(Error::AlreadyExists(format!(
                         "order {} of merchant {} exists with different contents",
-                        request.order_id, request.merchant_id
+                        submitted.order_id, submitted.merchant_id
                     )))
                 }
             }
@@ -61,7 +94,7 @@ impl Engine {
         &self,
         requests: impl IntoIterator<Item = OrderRequest>,
         now: Timestamp,
-    ) -> Vec<Result<Order>> {
+    ) -> Vec<Result<Imported>> {
         requests
             .into_iter()
             .map(|request| self.allocate(request, now))
@@ -210,11 +243,12 @@ pub(super) fn allocate_locked(
         // One lookup per line; the records are only read here.
         let records: Vec<Option<&SkuRecord>> = keys.iter().map(|key| locked.get(key)).collect();
         let fcs = candidate_fcs(&records, merchant, &order.request);
+        // Units that already shipped are not allocated again.
         let needs = order
             .request
             .lines
             .iter()
-            .map(|line| u64::from(line.quantity))
+            .map(|line| u64::from(order.outstanding(line)))
             .collect();
         let mut matrix = StockMatrix::new(needs, fcs.len());
         for (line, record) in records.iter().enumerate() {
@@ -228,7 +262,9 @@ pub(super) fn allocate_locked(
     };
 
     order.allocations.clear();
-    for pick in &plan.picks {
+    // Lines that shipped whole need nothing: the policy may pick or miss
+    // zero units of them, which are not worth recording.
+    for pick in plan.picks.iter().filter(|pick| pick.quantity > 0) {
         let fc = &fcs[pick.fc];
         let key = &keys[pick.line];
         match locked.get_mut(key) {
@@ -245,13 +281,14 @@ pub(super) fn allocate_locked(
     order.exceptions = plan
         .shortfalls
         .iter()
+        .filter(|shortfall| shortfall.quantity > 0)
         .map(|shortfall| ExceptionLine {
             sku: keys[shortfall.line].sku.clone(),
             quantity: shortfall.quantity as u32,
             reason: shortfall.reason,
         })
         .collect();
-    order.status = match (plan.picks.is_empty(), plan.shortfalls.is_empty()) {
+    order.status = match (order.allocations.is_empty(), order.exceptions.is_empty()) {
         (_, true) => OrderStatus::Processing,
         (true, false) => OrderStatus::Exception,
         (false, false) => OrderStatus::PartiallyAllocated,
@@ -292,6 +329,11 @@ impl Order {
             acknowledgement: Acknowledgement::None,
             picked: false,
             hold_reason: None,
+            shipments: Vec::new(),
+            completes_at: None,
+            parent: None,
+            children: Vec::new(),
+            submitted: None,
             version: 0,
             imported_at: now,
         }

@@ -4,14 +4,14 @@
 //! log's order is the order in which changes became visible.
 
 use crate::ledger::SkuRecord;
-use crate::model::{Merchant, Order, SkuKey};
+use crate::model::{Merchant, Order, OrderEvent, SkuKey};
 
 /// One changed piece of state, owned (as read back from disk).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     Merchant(Merchant),
     Sku(SkuKey, SkuRecord),
-    Order(Order),
+    Order(Box<Order>),
 }
 
 /// One changed piece of state, borrowed (as handed to the log).
@@ -27,4 +27,13 @@ pub enum EffectRef<'a> {
 pub trait ChangeLog: Send + Sync {
     /// Record one change (all its effects, atomically).
     fn append(&self, effects: &[EffectRef<'_>]);
+}
+
+/// Where order events go (the `WatchEvents` change feed). Like the change
+/// log it runs inside critical sections, so it must never block: a
+/// subscriber that cannot keep up is dropped, not waited for.
+pub trait EventSink: Send + Sync {
+    /// Is anyone listening? Lets the engine skip building events.
+    fn wants_events(&self) -> bool;
+    fn publish(&self, event: OrderEvent);
 }

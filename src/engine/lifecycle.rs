@@ -2,7 +2,9 @@
 
 use crate::error::{Error, Result};
 use crate::ledger::Locked;
-use crate::model::{Allocation, MerchantId, Order, OrderKey, OrderStatus, SkuKey};
+use crate::model::{
+    Allocation, EventKind, MerchantId, Order, OrderEvent, OrderKey, OrderStatus, SkuKey,
+};
 use crate::order_book::OrderGuard;
 
 use super::allocate::Occasion;
@@ -50,6 +52,7 @@ impl Engine {
             )));
         }
         let merchant = self.merchant(&key.merchant);
+        self.publish(|| OrderEvent::new(EventKind::Released, &order));
         self.decide(&mut order, &merchant, Occasion::Again);
         Ok(order.clone())
     }
@@ -62,10 +65,13 @@ impl Engine {
         if order.status == OrderStatus::Cancelled {
             return Ok(order.clone());
         }
-        refuse_if_final(
-            &order,
-            "cancelled (a shipped order is refunded, not cancelled)",
-        )?;
+        if !order.shipments.is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "order {} has shipped units; a shipped order is refunded, not cancelled",
+                key.order
+            )));
+        }
+        refuse_if_final(&order, "cancelled")?;
         self.unreserve_and(&mut order, |order| {
             order.status = OrderStatus::Cancelled;
             order.exceptions.clear();
@@ -100,7 +106,8 @@ impl Engine {
         }
         order.picked = true;
         order.version += 1;
-        self.log_change(&locked, &keys, &[&order]);
+        // Picking is warehouse-internal: journaled, not announced.
+        self.journal(&locked, &keys, &[&order]);
         drop(locked);
         Ok(order.clone())
     }
@@ -154,7 +161,7 @@ pub(super) fn allocation_keys(order: &Order) -> Vec<SkuKey> {
         .collect()
 }
 
-fn refuse_if_final(order: &Order, verb: &str) -> Result<()> {
+pub(super) fn refuse_if_final(order: &Order, verb: &str) -> Result<()> {
     if order.status.is_final() {
         return Err(Error::FailedPrecondition(format!(
             "order {} is {:?} and cannot be {verb}",

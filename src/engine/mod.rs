@@ -18,23 +18,31 @@ mod lifecycle;
 mod queries;
 mod reprocess;
 mod restore;
+mod shipping;
+mod split;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
 use crate::ledger::{Ledger, Locked};
-use crate::model::{Merchant, MerchantId, Order, SkuKey};
+use crate::model::{
+    Merchant, MerchantId, Order, OrderEvent, OrderKey, OrderStatus, SkuKey, Timestamp,
+    STALLED_AFTER_BUSINESS_DAYS_DEFAULT,
+};
 use crate::order_book::OrderBook;
 
-pub use changes::{ChangeLog, Effect, EffectRef};
+pub use allocate::Imported;
+pub use changes::{ChangeLog, Effect, EffectRef, EventSink};
 pub use fifo::FifoOutcome;
 pub use inventory::{CountChange, InventoryChange, InventoryOutcome, InventoryView};
 pub use queries::{Audit, OrderPage, PageCursor};
 pub use reprocess::PassCounts;
+pub use shipping::{ShipRequest, TrackingScan};
 
 /// Engine settings fixed at start-up.
 #[derive(Clone, Debug)]
@@ -42,11 +50,17 @@ pub struct EngineConfig {
     /// Number of ledger lock stripes (rounded up to a power of two). More
     /// stripes mean fewer collisions between concurrent orders.
     pub stripe_count: usize,
+    /// Business days without a carrier scan after which a parcel counts as
+    /// stalled (lost-parcel claims need that).
+    pub stalled_after_business_days: u32,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { stripe_count: 1024 }
+        Self {
+            stripe_count: 1024,
+            stalled_after_business_days: STALLED_AFTER_BUSINESS_DAYS_DEFAULT,
+        }
     }
 }
 
@@ -67,6 +81,13 @@ struct Shared {
     /// (tests and benchmarks of the core); recovery replays into the engine
     /// first and attaches the journal after.
     change_log: OnceLock<Arc<dyn ChangeLog>>,
+    /// Where order events go; unset publishes nothing.
+    events: OnceLock<Arc<dyn EventSink>>,
+    /// Every tracking number ever used, and the order it shipped.
+    tracking: DashMap<String, OrderKey, foldhash::fast::RandomState>,
+    /// Shipped orders waiting to read `Completed`, by completion time.
+    completions: Mutex<BTreeSet<(Timestamp, OrderKey)>>,
+    config: EngineConfig,
 }
 
 impl Engine {
@@ -79,6 +100,10 @@ impl Engine {
                 merchants: DashMap::default(),
                 pass_lock: Mutex::new(()),
                 change_log: OnceLock::new(),
+                events: OnceLock::new(),
+                tracking: DashMap::default(),
+                completions: Mutex::new(BTreeSet::new()),
+                config,
             }),
         }
     }
@@ -88,6 +113,11 @@ impl Engine {
     /// the log. A second log is refused (returned).
     pub fn attach_change_log(&self, log: Arc<dyn ChangeLog>) -> Result<(), Arc<dyn ChangeLog>> {
         self.shared.change_log.set(log)
+    }
+
+    /// From now on, publish order events to `sink`. A second sink is refused.
+    pub fn attach_event_sink(&self, sink: Arc<dyn EventSink>) -> Result<(), Arc<dyn EventSink>> {
+        self.shared.events.set(sink)
     }
 
     /// Replace a merchant's settings.
@@ -105,9 +135,28 @@ impl Engine {
         merchant
     }
 
-    /// Journal a change: the records of `keys` as `locked` now holds them,
-    /// and `orders`. Called before the locks are released.
+    /// Journal a change (the records of `keys` as `locked` now holds them,
+    /// and `orders`) and announce the state each order is now in. Called
+    /// before the locks are released, so each order's events come out in
+    /// the order its changes happened.
     fn log_change(&self, locked: &Locked<'_>, keys: &[SkuKey], orders: &[&Order]) {
+        self.journal(locked, keys, orders);
+        for order in orders {
+            self.publish(|| OrderEvent::of_state(order));
+        }
+    }
+
+    /// Publish an event, built only if someone listens.
+    fn publish(&self, event: impl FnOnce() -> OrderEvent) {
+        if let Some(sink) = self.shared.events.get() {
+            if sink.wants_events() {
+                sink.publish(event());
+            }
+        }
+    }
+
+    /// Journal a change without announcing it (see `log_change`).
+    fn journal(&self, locked: &Locked<'_>, keys: &[SkuKey], orders: &[&Order]) {
         let Some(log) = self.shared.change_log.get() else {
             return;
         };
@@ -119,6 +168,20 @@ impl Engine {
         }
         effects.extend(orders.iter().map(|order| EffectRef::Order(order)));
         log.append(&effects);
+    }
+
+    /// Journal a change of one order that touched no stock.
+    fn journal_order(&self, order: &Order) {
+        if let Some(log) = self.shared.change_log.get() {
+            log.append(&[EffectRef::Order(order)]);
+        }
+    }
+
+    /// Note that a shipped order completes at its `completes_at`.
+    fn schedule_completion(&self, order: &Order) {
+        if let (OrderStatus::Shipped, Some(at)) = (order.status, order.completes_at) {
+            self.shared.completions.lock().insert((at, order.key()));
+        }
     }
 
     /// A merchant's settings; the defaults for a merchant never upserted.

@@ -52,7 +52,15 @@ impl Engine {
                     .insert(merchant.merchant_id.clone(), Arc::new(merchant));
             }
             Effect::Sku(key, record) => self.shared.ledger.restore(key, record),
-            Effect::Order(order) => self.shared.orders.restore(order),
+            Effect::Order(order) => {
+                for shipment in &order.shipments {
+                    self.shared
+                        .tracking
+                        .insert(shipment.tracking_number.clone(), order.key());
+                }
+                self.schedule_completion(&order);
+                self.shared.orders.restore(*order);
+            }
         }
     }
 }

@@ -13,7 +13,10 @@ use crate::model::{
 const M: &str = "merchant";
 
 fn engine() -> Engine {
-    Engine::new(EngineConfig { stripe_count: 8 })
+    Engine::new(EngineConfig {
+        stripe_count: 8,
+        ..EngineConfig::default()
+    })
 }
 
 fn now() -> Timestamp {
@@ -65,7 +68,10 @@ fn partial(mut request: OrderRequest) -> OrderRequest {
 }
 
 fn allocate(engine: &Engine, request: OrderRequest) -> Order {
-    engine.allocate(request, now()).expect("order accepted")
+    engine
+        .allocate(request, now())
+        .expect("order accepted")
+        .order
 }
 
 fn allocation(fc: &str, sku: &str, quantity: u32) -> Allocation {

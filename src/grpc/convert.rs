@@ -14,11 +14,12 @@ use crate::model::limits::{
     ORDER_LINES_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, TEXT_BYTES_MAX, UNITS_MAX,
 };
 use crate::model::{
-    Acknowledgement, Channel, ExceptionReason, FcId, FifoStrategy, MarketplaceStatus, Merchant,
-    MerchantId, Order, OrderId, OrderKey, OrderLine, OrderRequest, OrderStatus, Sku, Timestamp,
+    Acknowledgement, Allocation, Channel, ExceptionReason, FcId, FifoStrategy, MarketplaceStatus,
+    Merchant, MerchantId, Order, OrderId, OrderKey, OrderLine, OrderRequest, OrderStatus, Sku,
+    Timestamp,
 };
 
-use super::proto;
+use super::{proto, shipping};
 
 /// Collects every violation of a request, so the caller learns of all of
 /// them at once.
@@ -26,7 +27,7 @@ use super::proto;
 pub struct Violations(Vec<FieldViolation>);
 
 impl Violations {
-    fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+    pub(super) fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
         self.0.push(FieldViolation::new(field, description));
     }
 
@@ -45,7 +46,7 @@ impl Violations {
         false
     }
 
-    fn text(&mut self, field: &str, value: &str) {
+    pub(super) fn text(&mut self, field: &str, value: &str) {
         if value.len() > TEXT_BYTES_MAX {
             self.add(
                 field,
@@ -69,7 +70,7 @@ impl Violations {
         }
     }
 
-    fn enumeration<E: TryFrom<i32>>(&mut self, field: &str, value: i32) -> Option<E> {
+    pub(super) fn enumeration<E: TryFrom<i32>>(&mut self, field: &str, value: i32) -> Option<E> {
         let parsed = E::try_from(value).ok();
         if parsed.is_none() {
             self.add(field, format!("unknown enum value {value}"));
@@ -77,7 +78,7 @@ impl Violations {
         parsed
     }
 
-    fn timestamp(&mut self, field: &str, value: prost_types::Timestamp) -> Timestamp {
+    pub(super) fn timestamp(&mut self, field: &str, value: prost_types::Timestamp) -> Timestamp {
         match u32::try_from(value.nanos) {
             Ok(nanos) if nanos < 1_000_000_000 => Timestamp {
                 seconds: value.seconds,
@@ -591,30 +592,30 @@ fn acknowledgement_to_proto(acknowledgement: Acknowledgement) -> proto::Acknowle
     }
 }
 
-pub fn order_to_proto(order: &Order) -> proto::OrderState {
+/// An order's state as it reads at `as_of` (a shipped order may read
+/// completed; its shipments' tracking may have expired).
+pub fn order_to_proto(order: &Order, as_of: Timestamp) -> proto::OrderState {
     let Order {
         request,
-        status,
+        status: _,
         allocations,
         exceptions,
         acknowledgement,
         picked,
         hold_reason,
+        shipments,
+        completes_at: _,
+        parent,
+        children,
+        submitted: _,
         version,
         imported_at: _,
     } = order;
     proto::OrderState {
         merchant_id: request.merchant_id.to_string(),
         order_id: request.order_id.to_string(),
-        status: order_status_to_proto(*status) as i32,
-        allocations: allocations
-            .iter()
-            .map(|a| proto::Allocation {
-                fc_id: a.fc.to_string(),
-                sku: a.sku.to_string(),
-                quantity: a.quantity,
-            })
-            .collect(),
+        status: order_status_to_proto(order.status_at(as_of)) as i32,
+        allocations: allocations.iter().map(allocation_to_proto).collect(),
         exceptions: exceptions
             .iter()
             .map(|e| proto::ExceptionLine {
@@ -624,13 +625,15 @@ pub fn order_to_proto(order: &Order) -> proto::OrderState {
             })
             .collect(),
         acknowledgement: acknowledgement_to_proto(*acknowledgement) as i32,
-        parent_order_id: String::new(),
+        parent_order_id: parent.as_ref().map(ToString::to_string).unwrap_or_default(),
         picked: *picked,
-        shipments: Vec::new(),
+        shipments: (0..shipments.len())
+            .map(|index| shipping::shipment_to_proto(order, index, as_of, None))
+            .collect(),
         version: *version,
         purchase_time: Some(timestamp_to_proto(request.purchase_time)),
         hold_reason: hold_reason.clone().unwrap_or_default(),
-        child_order_ids: Vec::new(),
+        child_order_ids: children.iter().map(ToString::to_string).collect(),
         lines: request
             .lines
             .iter()
@@ -639,5 +642,13 @@ pub fn order_to_proto(order: &Order) -> proto::OrderState {
                 quantity: line.quantity,
             })
             .collect(),
+    }
+}
+
+pub fn allocation_to_proto(allocation: &Allocation) -> proto::Allocation {
+    proto::Allocation {
+        fc_id: allocation.fc.to_string(),
+        sku: allocation.sku.to_string(),
+        quantity: allocation.quantity,
     }
 }

@@ -2,7 +2,9 @@
 //! and the error-to-status mapping.
 
 pub mod convert;
+pub mod feed;
 pub mod service;
+pub mod shipping;
 pub mod status;
 
 /// Code generated from `proto/allocation/v1/allocation.proto` by `build.rs`.

@@ -12,20 +12,38 @@ use crate::error::Error;
 use crate::server::Lifecycle;
 use crate::telemetry::{metered, Telemetry};
 
-use super::convert;
+use super::feed::EventFeed;
 use super::proto::allocation_service_server::AllocationService;
 use super::proto::*;
 use super::status::to_rpc_status;
+use super::{convert, shipping};
 
 pub struct Service {
     engine: Engine,
     /// Admission and the store (journal, snapshots) once recovered.
     lifecycle: Arc<Lifecycle>,
+    /// The change feed `WatchEvents` subscribes to.
+    feed: Arc<EventFeed>,
 }
 
 impl Service {
-    pub fn new(engine: Engine, lifecycle: Arc<Lifecycle>) -> Self {
-        Self { engine, lifecycle }
+    pub fn new(engine: Engine, lifecycle: Arc<Lifecycle>, feed: Arc<EventFeed>) -> Self {
+        Self {
+            engine,
+            lifecycle,
+            feed,
+        }
+    }
+
+    /// A shipment as it reads at `as_of`, claim eligibility included.
+    fn shipment(
+        &self,
+        order: &crate::model::Order,
+        index: usize,
+        as_of: crate::model::Timestamp,
+    ) -> Shipment {
+        let stalled_after = self.engine.stalled_after_business_days();
+        shipping::shipment_to_proto(order, index, as_of, Some(stalled_after))
     }
 
     /// Wait until every change made so far, this request's included, is
@@ -52,10 +70,10 @@ impl Service {
         change: impl FnOnce(&Engine, &crate::model::OrderKey) -> Result<crate::model::Order, Error>,
     ) -> Result<Response<OrderState>, Status> {
         let key = convert::order_key(merchant_id, order_id)?;
-        convert::as_of(as_of)?;
+        let as_of = convert::as_of(as_of)?;
         let order = change(&self.engine, &key)?;
         self.durable().await?;
-        Ok(Response::new(convert::order_to_proto(&order)))
+        Ok(Response::new(convert::order_to_proto(&order, as_of)))
     }
 
     /// Run work that may take long (a batch, a scan) on the blocking pool,
@@ -71,10 +89,6 @@ impl Service {
             Err(join) => Err(Status::internal(format!("request task failed: {join}"))),
         }
     }
-}
-
-fn unimplemented(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc} is not implemented yet"))
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<OrderEvent, Status>> + Send>>;
@@ -177,12 +191,16 @@ impl AllocationService for Service {
                 return Err(Error::invalid("order", "is required").into());
             };
             let request = convert::order_request(order, "order")?;
-            let order = self.engine.allocate(request, now)?;
-            Telemetry::get().outcome(order.status);
+            let imported = self.engine.allocate(request, now)?;
             self.durable().await?;
-            Ok(Response::new(AllocateResponse {
-                orders: vec![convert::order_to_proto(&order)],
-            }))
+            let orders = std::iter::once(&imported.order)
+                .chain(&imported.children)
+                .map(|order| {
+                    Telemetry::get().outcome(order.status);
+                    convert::order_to_proto(order, now)
+                })
+                .collect();
+            Ok(Response::new(AllocateResponse { orders }))
         })
         .await
     }
@@ -203,18 +221,25 @@ impl AllocationService for Service {
                         .map(|(i, order)| {
                             let outcome = convert::order_request(order, &format!("orders[{i}]"))
                                 .and_then(|request| engine.allocate(request, now));
-                            let outcome = match outcome {
-                                Ok(order) => {
-                                    Telemetry::get().outcome(order.status);
-                                    allocate_result::Outcome::State(convert::order_to_proto(&order))
+                            match outcome {
+                                Ok(imported) => {
+                                    let state = |order: &crate::model::Order| {
+                                        Telemetry::get().outcome(order.status);
+                                        convert::order_to_proto(order, now)
+                                    };
+                                    AllocateResult {
+                                        outcome: Some(allocate_result::Outcome::State(state(
+                                            &imported.order,
+                                        ))),
+                                        children: imported.children.iter().map(state).collect(),
+                                    }
                                 }
-                                Err(error) => {
-                                    allocate_result::Outcome::Error(to_rpc_status(&error.into()))
-                                }
-                            };
-                            AllocateResult {
-                                outcome: Some(outcome),
-                                children: Vec::new(),
+                                Err(error) => AllocateResult {
+                                    outcome: Some(allocate_result::Outcome::Error(to_rpc_status(
+                                        &error.into(),
+                                    ))),
+                                    children: Vec::new(),
+                                },
                             }
                         })
                         .collect();
@@ -238,9 +263,9 @@ impl AllocationService for Service {
                 as_of,
             } = request.into_inner();
             let key = convert::order_key(&merchant_id, &order_id)?;
-            convert::as_of(as_of)?;
+            let as_of = convert::as_of(as_of)?;
             let order = self.engine.order(&key)?;
-            Ok(Response::new(convert::order_to_proto(&order)))
+            Ok(Response::new(convert::order_to_proto(&order, as_of)))
         })
         .await
     }
@@ -259,14 +284,18 @@ impl AllocationService for Service {
             } = request.into_inner();
             let merchant = convert::merchant_id(&merchant_id)?;
             let (status, page_size, after) = convert::list_orders(status, page_size, &page_token)?;
-            convert::as_of(as_of)?;
+            let as_of = convert::as_of(as_of)?;
             let page = self
                 .blocking(move |engine| {
                     Ok(engine.list_orders(&merchant, status, page_size, after.as_ref()))
                 })
                 .await?;
             Ok(Response::new(ListOrdersResponse {
-                orders: page.orders.iter().map(convert::order_to_proto).collect(),
+                orders: page
+                    .orders
+                    .iter()
+                    .map(|order| convert::order_to_proto(order, as_of))
+                    .collect(),
                 next_page_token: page
                     .next
                     .as_ref()
@@ -347,29 +376,41 @@ impl AllocationService for Service {
 
     async fn ship_order(
         &self,
-        _: Request<ShipOrderRequest>,
+        request: Request<ShipOrderRequest>,
     ) -> Result<Response<OrderState>, Status> {
-        metered("ShipOrder", async move { Err(unimplemented("ShipOrder")) }).await
+        metered("ShipOrder", async move {
+            let request = shipping::ship_request(request.into_inner())?;
+            let as_of = request.at;
+            let order = self.engine.ship(request)?;
+            self.durable().await?;
+            Ok(Response::new(convert::order_to_proto(&order, as_of)))
+        })
+        .await
     }
 
     async fn record_tracking_event(
         &self,
-        _: Request<RecordTrackingEventRequest>,
+        request: Request<RecordTrackingEventRequest>,
     ) -> Result<Response<Shipment>, Status> {
         metered("RecordTrackingEvent", async move {
-            Err(unimplemented("RecordTrackingEvent"))
+            let as_of = convert::as_of(request.get_ref().as_of)?;
+            let scan = shipping::tracking_scan(request.into_inner())?;
+            let (order, index) = self.engine.record_tracking(scan)?;
+            self.durable().await?;
+            Ok(Response::new(self.shipment(&order, index, as_of)))
         })
         .await
     }
 
     async fn get_shipment(
         &self,
-        _: Request<GetShipmentRequest>,
+        request: Request<GetShipmentRequest>,
     ) -> Result<Response<Shipment>, Status> {
-        metered(
-            "GetShipment",
-            async move { Err(unimplemented("GetShipment")) },
-        )
+        metered("GetShipment", async move {
+            let (tracking_number, as_of) = shipping::shipment_query(request.into_inner())?;
+            let (order, index) = self.engine.shipment(&tracking_number)?;
+            Ok(Response::new(self.shipment(&order, index, as_of)))
+        })
         .await
     }
 
@@ -425,12 +466,17 @@ impl AllocationService for Service {
 
     async fn watch_events(
         &self,
-        _: Request<WatchEventsRequest>,
+        request: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        metered(
-            "WatchEvents",
-            async move { Err(unimplemented("WatchEvents")) },
-        )
+        metered("WatchEvents", async move {
+            let WatchEventsRequest { merchant_id } = request.into_inner();
+            let merchant = match merchant_id.as_str() {
+                "" => None,
+                id => Some(convert::merchant_id(id)?),
+            };
+            let stream: EventStream = Box::pin(self.feed.subscribe(merchant));
+            Ok(Response::new(stream))
+        })
         .await
     }
 

@@ -1,16 +1,24 @@
 //! Domain types: what the core reasons about. Built only from validated input
 //! (see `grpc::convert`), so nothing here re-checks lengths or ranges.
 
+pub mod calendar;
+mod event;
 mod ids;
 mod merchant;
 mod order;
+mod shipment;
 mod time;
 
+pub use event::{EventKind, OrderEvent};
 pub use ids::{FcId, MerchantId, OrderId, OrderKey, Sku, SkuKey};
 pub use merchant::{FifoStrategy, Merchant};
 pub use order::{
     Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, MarketplaceStatus, Order,
     OrderLine, OrderRequest, OrderStatus,
+};
+pub use shipment::{
+    ClaimEligibility, LabelSource, ScanOutcome, Shipment, TrackingEvent, TrackingStatus,
+    STALLED_AFTER_BUSINESS_DAYS_DEFAULT,
 };
 pub use time::Timestamp;
 

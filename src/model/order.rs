@@ -1,6 +1,6 @@
 //! Orders: what upstream sent (`OrderRequest`) and what became of it (`Order`).
 
-use super::{FcId, MerchantId, OrderId, OrderKey, Sku, Timestamp};
+use super::{FcId, MerchantId, OrderId, OrderKey, Shipment, Sku, Timestamp};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
 pub enum Channel {
@@ -127,6 +127,19 @@ pub struct Order {
     pub picked: bool,
     /// Why the order is on hold (only while `status` is `OnHold`).
     pub hold_reason: Option<String>,
+    /// What left the FCs, one shipment per tracking number.
+    pub shipments: Vec<Shipment>,
+    /// Set once every unit has shipped: 06:00 Central the day after the last
+    /// label. From then on the order reads `Completed`.
+    pub completes_at: Option<Timestamp>,
+    /// Auto-split: the order this one was split from.
+    pub parent: Option<OrderId>,
+    /// Auto-split: the orders split from this one, in tag order.
+    pub children: Vec<OrderId>,
+    /// Auto-split parents only: the order as upstream sent it, all lines
+    /// included (`request` keeps the parent's own lines). Retries compare
+    /// against this.
+    pub submitted: Option<Box<OrderRequest>>,
     /// Increases by one with every change, so clients can spot stale reads.
     pub version: u64,
     pub imported_at: Timestamp,
@@ -140,5 +153,37 @@ impl Order {
     /// Units reserved for this order.
     pub fn allocated_units(&self) -> u64 {
         self.allocations.iter().map(|a| u64::from(a.quantity)).sum()
+    }
+
+    /// The order as upstream sent it (before any auto-split).
+    pub fn submitted(&self) -> &OrderRequest {
+        self.submitted.as_deref().unwrap_or(&self.request)
+    }
+
+    /// Units of `sku` that have left in shipments.
+    pub fn shipped_units(&self, sku: &Sku) -> u32 {
+        self.shipments
+            .iter()
+            .flat_map(|shipment| &shipment.items)
+            .filter(|item| item.sku == *sku)
+            .map(|item| item.quantity)
+            .sum()
+    }
+
+    /// Units of each line still to allocate or ship: the line's quantity
+    /// less what already shipped.
+    pub fn outstanding(&self, line: &OrderLine) -> u32 {
+        line.quantity.saturating_sub(self.shipped_units(&line.sku))
+    }
+
+    /// The status as it reads at `as_of`: a shipped order reads `Completed`
+    /// from its completion time on, whether or not the sweep recorded it yet.
+    pub fn status_at(&self, as_of: Timestamp) -> OrderStatus {
+        match self.completes_at {
+            Some(at) if self.status == OrderStatus::Shipped && as_of >= at => {
+                OrderStatus::Completed
+            }
+            _ => self.status,
+        }
     }
 }

@@ -12,8 +12,8 @@ use crate::engine::{Effect, EffectRef};
 use crate::ledger::{FcStock, SkuInfo, SkuRecord};
 use crate::model::{
     Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, FcId, FifoStrategy,
-    MarketplaceStatus, Merchant, MerchantId, Order, OrderId, OrderLine, OrderRequest, OrderStatus,
-    Sku, SkuKey, Timestamp,
+    LabelSource, MarketplaceStatus, Merchant, MerchantId, Order, OrderId, OrderLine, OrderRequest,
+    OrderStatus, Shipment, Sku, SkuKey, Timestamp, TrackingEvent, TrackingStatus,
 };
 
 /// Longest string or list the decoder accepts: far above any limit the
@@ -135,7 +135,42 @@ impl Writer {
     }
 
     pub fn order(&mut self, order: &Order) {
-        let request = &order.request;
+        self.order_request(&order.request);
+        self.u8(order_status_code(order.status));
+        self.len(order.allocations.len());
+        for allocation in &order.allocations {
+            self.str(allocation.fc.as_str());
+            self.str(allocation.sku.as_str());
+            self.u32(allocation.quantity);
+        }
+        self.len(order.exceptions.len());
+        for line in &order.exceptions {
+            self.str(line.sku.as_str());
+            self.u32(line.quantity);
+            self.u8(exception_reason_code(line.reason));
+        }
+        self.u8(acknowledgement_code(order.acknowledgement));
+        self.bool(order.picked);
+        self.option_str(order.hold_reason.as_deref());
+        self.len(order.shipments.len());
+        for shipment in &order.shipments {
+            self.shipment(shipment);
+        }
+        self.bool(order.completes_at.is_some());
+        if let Some(at) = order.completes_at {
+            self.timestamp(at);
+        }
+        self.option_str(order.parent.as_ref().map(OrderId::as_str));
+        self.strings(order.children.iter().map(OrderId::as_str));
+        self.bool(order.submitted.is_some());
+        if let Some(submitted) = &order.submitted {
+            self.order_request(submitted);
+        }
+        self.u64(order.version);
+        self.timestamp(order.imported_at);
+    }
+
+    fn order_request(&mut self, request: &OrderRequest) {
         self.str(request.merchant_id.as_str());
         self.str(request.order_id.as_str());
         self.timestamp(request.purchase_time);
@@ -159,25 +194,38 @@ impl Writer {
             MarketplaceStatus::Created => 1,
         });
         self.option_str(request.hold_reason.as_deref());
+    }
 
-        self.u8(order_status_code(order.status));
-        self.len(order.allocations.len());
-        for allocation in &order.allocations {
-            self.str(allocation.fc.as_str());
-            self.str(allocation.sku.as_str());
-            self.u32(allocation.quantity);
+    fn shipment(&mut self, shipment: &Shipment) {
+        self.str(&shipment.tracking_number);
+        self.str(&shipment.carrier);
+        self.u8(match shipment.label_source {
+            LabelSource::Service => 0,
+            LabelSource::Prepaid => 1,
+        });
+        self.str(shipment.fc.as_str());
+        self.len(shipment.items.len());
+        for item in &shipment.items {
+            self.str(item.sku.as_str());
+            self.u32(item.quantity);
         }
-        self.len(order.exceptions.len());
-        for line in &order.exceptions {
-            self.str(line.sku.as_str());
-            self.u32(line.quantity);
-            self.u8(exception_reason_code(line.reason));
+        self.timestamp(shipment.labelled_at);
+        self.len(shipment.events.len());
+        for event in &shipment.events {
+            self.u8(tracking_status_code(event.status));
+            self.timestamp(event.time);
+            self.bool(event.misdelivery_confirmed);
         }
-        self.u8(acknowledgement_code(order.acknowledgement));
-        self.bool(order.picked);
-        self.option_str(order.hold_reason.as_deref());
-        self.u64(order.version);
-        self.timestamp(order.imported_at);
+    }
+}
+
+fn tracking_status_code(status: TrackingStatus) -> u8 {
+    match status {
+        TrackingStatus::Received => 0,
+        TrackingStatus::AtDepot => 1,
+        TrackingStatus::PickedUp => 2,
+        TrackingStatus::OutForDelivery => 3,
+        TrackingStatus::Delivered => 4,
     }
 }
 
@@ -352,7 +400,7 @@ impl<'a> Reader<'a> {
                 let (key, record) = self.sku_record()?;
                 Ok(Effect::Sku(key, record))
             }
-            TAG_ORDER => Ok(Effect::Order(self.order()?)),
+            TAG_ORDER => Ok(Effect::Order(Box::new(self.order()?))),
             other => self.error(format!("unknown effect tag {other}")),
         }
     }
@@ -408,7 +456,7 @@ impl<'a> Reader<'a> {
         Ok((SkuKey { merchant, sku }, SkuRecord { info, fcs }))
     }
 
-    pub fn order(&mut self) -> Decoded<Order> {
+    fn order_request(&mut self) -> Decoded<OrderRequest> {
         let merchant_id = self.merchant_id()?;
         let order_id = OrderId::new(self.str()?);
         let purchase_time = self.timestamp()?;
@@ -438,7 +486,7 @@ impl<'a> Reader<'a> {
             1 => MarketplaceStatus::Created,
             other => return self.error(format!("unknown marketplace status {other}")),
         };
-        let request = OrderRequest {
+        Ok(OrderRequest {
             merchant_id,
             order_id,
             purchase_time,
@@ -448,7 +496,11 @@ impl<'a> Reader<'a> {
             channel,
             marketplace_status,
             hold_reason: self.option_str()?,
-        };
+        })
+    }
+
+    pub fn order(&mut self) -> Decoded<Order> {
+        let request = self.order_request()?;
         let status = match self.u8()? {
             0 => OrderStatus::Processing,
             1 => OrderStatus::PartiallyAllocated,
@@ -497,16 +549,86 @@ impl<'a> Reader<'a> {
             4 => Acknowledgement::RejectedNoInventory,
             other => return self.error(format!("unknown acknowledgement {other}")),
         };
+        let picked = self.bool()?;
+        let hold_reason = self.option_str()?;
+        let shipment_count = self.len()?;
+        let shipments = (0..shipment_count)
+            .map(|_| self.shipment())
+            .collect::<Decoded<Vec<_>>>()?;
+        let completes_at = if self.bool()? {
+            Some(self.timestamp()?)
+        } else {
+            None
+        };
+        let parent = self.option_str()?.map(|id| OrderId::new(&id));
+        let children = self.strings()?.iter().map(|id| OrderId::new(id)).collect();
+        let submitted = if self.bool()? {
+            Some(Box::new(self.order_request()?))
+        } else {
+            None
+        };
         Ok(Order {
             request,
             status,
             allocations,
             exceptions,
             acknowledgement,
-            picked: self.bool()?,
-            hold_reason: self.option_str()?,
+            picked,
+            hold_reason,
+            shipments,
+            completes_at,
+            parent,
+            children,
+            submitted,
             version: self.u64()?,
             imported_at: self.timestamp()?,
+        })
+    }
+
+    fn shipment(&mut self) -> Decoded<Shipment> {
+        let tracking_number = self.str()?.to_string();
+        let carrier = self.str()?.to_string();
+        let label_source = match self.u8()? {
+            0 => LabelSource::Service,
+            1 => LabelSource::Prepaid,
+            other => return self.error(format!("unknown label source {other}")),
+        };
+        let fc = self.fc()?;
+        let item_count = self.len()?;
+        let mut items = Vec::with_capacity(item_count);
+        for _ in 0..item_count {
+            items.push(Allocation {
+                fc: fc.clone(),
+                sku: Sku::new(self.str()?),
+                quantity: self.u32()?,
+            });
+        }
+        let labelled_at = self.timestamp()?;
+        let event_count = self.len()?;
+        let mut events = Vec::with_capacity(event_count);
+        for _ in 0..event_count {
+            let status = match self.u8()? {
+                0 => TrackingStatus::Received,
+                1 => TrackingStatus::AtDepot,
+                2 => TrackingStatus::PickedUp,
+                3 => TrackingStatus::OutForDelivery,
+                4 => TrackingStatus::Delivered,
+                other => return self.error(format!("unknown tracking status {other}")),
+            };
+            events.push(TrackingEvent {
+                status,
+                time: self.timestamp()?,
+                misdelivery_confirmed: self.bool()?,
+            });
+        }
+        Ok(Shipment {
+            tracking_number,
+            carrier,
+            label_source,
+            fc,
+            items,
+            labelled_at,
+            events,
         })
     }
 }
@@ -566,9 +688,49 @@ mod tests {
             acknowledgement: Acknowledgement::Acknowledged,
             picked: true,
             hold_reason: None,
+            shipments: vec![{
+                let mut shipment = Shipment::labelled(
+                    "1Z999".into(),
+                    "UPS".into(),
+                    LabelSource::Service,
+                    "fc-2".into(),
+                    vec![Allocation {
+                        fc: "fc-2".into(),
+                        sku: "a".into(),
+                        quantity: 2,
+                    }],
+                    Timestamp::from_seconds(40),
+                );
+                shipment.record(TrackingEvent {
+                    status: TrackingStatus::Delivered,
+                    time: Timestamp::from_seconds(41),
+                    misdelivery_confirmed: true,
+                });
+                shipment
+            }],
+            completes_at: Some(Timestamp::from_seconds(86_400)),
+            parent: Some("o".into()),
+            children: vec!["o-1/x".into(), "o-1/y".into()],
+            submitted: None,
             version: 7,
             imported_at: Timestamp::from_seconds(42),
         }
+    }
+
+    #[test]
+    fn split_parents_round_trip_with_the_order_as_submitted() {
+        let mut order = sample_order();
+        let mut submitted = order.request.clone();
+        submitted.lines.push(OrderLine {
+            sku: "tagged".into(),
+            quantity: 9,
+        });
+        order.submitted = Some(Box::new(submitted));
+        let mut writer = Writer::default();
+        writer.order(&order);
+        let mut reader = Reader::new(&writer.bytes, 0);
+        assert_eq!(reader.order().unwrap(), order);
+        assert!(reader.is_empty());
     }
 
     #[test]
@@ -609,7 +771,7 @@ mod tests {
         let mut reader = Reader::new(&writer.bytes, 0);
         assert_eq!(reader.effect().unwrap(), Effect::Merchant(merchant));
         assert_eq!(reader.effect().unwrap(), Effect::Sku(key, record));
-        assert_eq!(reader.effect().unwrap(), Effect::Order(order));
+        assert_eq!(reader.effect().unwrap(), Effect::Order(Box::new(order)));
         assert!(reader.is_empty());
     }
 

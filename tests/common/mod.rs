@@ -37,7 +37,10 @@ pub async fn start_with(options: ServerOptions) -> TestServer {
         .expect("bind loopback");
     let address = listener.local_addr().unwrap();
     let (shutdown, stop) = oneshot::channel::<()>();
-    let engine = Engine::new(EngineConfig { stripe_count: 16 });
+    let engine = Engine::new(EngineConfig {
+        stripe_count: 16,
+        ..EngineConfig::default()
+    });
     let (lifecycle, health) = Lifecycle::new().await;
     lifecycle.open(None).await;
     tokio::spawn(allocation::server::run(

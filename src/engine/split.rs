@@ -1,0 +1,169 @@
+//! Auto-split at import (SPEC §4): lines whose SKU carries one of the
+//! merchant's split tags become child order `<order_id>/<tag>`, each
+//! allocated on its own; the parent keeps the untagged lines.
+
+use crate::error::{Error, FieldViolation, Result};
+use crate::model::limits::ID_BYTES_MAX;
+use crate::model::{Merchant, Order, OrderId, OrderKey, OrderLine, OrderRequest, Timestamp};
+
+use super::allocate::{sku_keys, Imported};
+use super::Engine;
+
+/// How one order splits: the parent's own lines, and each child's tag and lines.
+pub(super) struct SplitPlan {
+    own: Vec<OrderLine>,
+    children: Vec<(String, Vec<OrderLine>)>,
+}
+
+impl Engine {
+    /// How `request` splits under the merchant's rules, or `None` when no
+    /// line's SKU carries a split tag. A SKU with several split tags goes
+    /// with the first in the merchant's list.
+    pub(super) fn split_plan(
+        &self,
+        request: &OrderRequest,
+        merchant: &Merchant,
+    ) -> Result<Option<SplitPlan>> {
+        if merchant.split_tags.is_empty() {
+            return Ok(None);
+        }
+        let keys = sku_keys(request);
+        let tag_of_line: Vec<Option<usize>> = {
+            let locked = self.shared.ledger.lock(&keys);
+            keys.iter()
+                .map(|key| split_tag_of(locked.get(key).map(|r| &r.info.tags), merchant))
+                .collect()
+        };
+        if tag_of_line.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let mut plan = SplitPlan {
+            own: Vec::new(),
+            children: Vec::new(),
+        };
+        for (tag_index, tag) in merchant.split_tags.iter().enumerate() {
+            let lines: Vec<OrderLine> = request
+                .lines
+                .iter()
+                .zip(&tag_of_line)
+                .filter(|(_, line_tag)| **line_tag == Some(tag_index))
+                .map(|(line, _)| line.clone())
+                .collect();
+            if !lines.is_empty() {
+                plan.children.push((tag.clone(), lines));
+            }
+        }
+        plan.own = request
+            .lines
+            .iter()
+            .zip(&tag_of_line)
+            .filter(|(_, tag)| tag.is_none())
+            .map(|(line, _)| line.clone())
+            .collect();
+        for (tag, _) in &plan.children {
+            if child_id(&request.order_id, tag).as_str().len() > ID_BYTES_MAX {
+                return Err(Error::InvalidArgument(vec![FieldViolation::new(
+                    "order.order_id",
+                    format!(
+                        "too long to auto-split: child id {}/{tag} would exceed {ID_BYTES_MAX} bytes",
+                        request.order_id
+                    ),
+                )]));
+            }
+        }
+        Ok(Some(plan))
+    }
+
+    /// Import a split order: the parent first, then each child.
+    pub(super) fn import_split(
+        &self,
+        request: OrderRequest,
+        plan: SplitPlan,
+        merchant: &Merchant,
+        now: Timestamp,
+    ) -> Result<Imported> {
+        let child_ids: Vec<OrderId> = plan
+            .children
+            .iter()
+            .map(|(tag, _)| child_id(&request.order_id, tag))
+            .collect();
+        if self.shared.orders.get(&request.key()).is_some() {
+            // A retry: answer from what is stored, however the tags changed since.
+            let order = self.import(Order::imported(request, now), merchant)?;
+            return Ok(self.with_children(order));
+        }
+        {
+            // An order imported directly under a child's id would be mistaken
+            // for the child; refuse before storing anything.
+            if let Some(taken) = child_ids.iter().find(|id| {
+                let key = OrderKey::new(&request.merchant_id, id);
+                self.shared.orders.get(&key).is_some()
+            }) {
+                return Err(Error::AlreadyExists(format!(
+                    "order {taken} of merchant {} exists, so order {} cannot be split into it",
+                    request.merchant_id, request.order_id
+                )));
+            }
+        }
+
+        let mut parent = Order::imported(
+            OrderRequest {
+                lines: plan.own,
+                ..request.clone()
+            },
+            now,
+        );
+        parent.children = child_ids.clone();
+        parent.submitted = Some(Box::new(request.clone()));
+        let parent = self.import(parent, merchant)?;
+
+        let mut children = Vec::with_capacity(child_ids.len());
+        for ((_, lines), id) in plan.children.into_iter().zip(child_ids) {
+            let mut child = Order::imported(
+                OrderRequest {
+                    order_id: id,
+                    lines,
+                    ..request.clone()
+                },
+                now,
+            );
+            child.parent = Some(request.order_id.clone());
+            children.push(self.import(child, merchant)?);
+        }
+        Ok(Imported {
+            order: parent,
+            children,
+        })
+    }
+}
+
+impl Engine {
+    /// `order` with the current states of its auto-split children.
+    pub(super) fn with_children(&self, order: Order) -> Imported {
+        let children = order
+            .children
+            .iter()
+            .filter_map(|id| {
+                let key = OrderKey::new(&order.request.merchant_id, id);
+                self.shared
+                    .orders
+                    .get(&key)
+                    .map(|child| child.lock().clone())
+            })
+            .collect();
+        Imported { order, children }
+    }
+}
+
+/// The index (in the merchant's list) of the first split tag among `tags`.
+fn split_tag_of(tags: Option<&Vec<String>>, merchant: &Merchant) -> Option<usize> {
+    let tags = tags?;
+    merchant
+        .split_tags
+        .iter()
+        .position(|split| tags.contains(split))
+}
+
+fn child_id(parent: &OrderId, tag: &str) -> OrderId {
+    OrderId::new(&format!("{parent}/{tag}"))
+}
