@@ -29,6 +29,8 @@ pub struct Audit {
     pub reserved_units: u64,
     /// The sum of every order's allocations.
     pub allocated_units: u64,
+    /// Units that left in shipments (no longer in `on_hand`).
+    pub shipped_units: u64,
     /// Human-readable descriptions of every broken invariant.
     pub violations: Vec<String>,
 }
@@ -96,6 +98,12 @@ impl Engine {
         let mut from_orders: HashMap<(SkuKey, FcId), (u64, u64)> = HashMap::new();
         for shared in self.shared.orders.orders_of(None) {
             let order = shared.lock();
+            audit.shipped_units += order
+                .shipments
+                .iter()
+                .flat_map(|shipment| &shipment.items)
+                .map(|item| u64::from(item.quantity))
+                .sum::<u64>();
             for allocation in &order.allocations {
                 let units = u64::from(allocation.quantity);
                 let cell = (

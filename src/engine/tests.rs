@@ -816,3 +816,5 @@ fn the_pass_of_a_fifo_merchant_is_a_fifo_release() {
         OrderStatus::Exception
     );
 }
+
+mod shipping;

@@ -198,3 +198,122 @@ impl Shipment {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Friday 2026-11-20 17:00 Central (23:00 UTC).
+    const FRIDAY_5PM: i64 = 1_795_215_600;
+    const DAY: i64 = 86_400;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_seconds(seconds)
+    }
+
+    fn shipment(label_source: LabelSource) -> Shipment {
+        Shipment::labelled(
+            "1Z1".into(),
+            "UPS".into(),
+            label_source,
+            "fc".into(),
+            Vec::new(),
+            at(FRIDAY_5PM),
+        )
+    }
+
+    fn scan(status: TrackingStatus, seconds: i64) -> TrackingEvent {
+        TrackingEvent {
+            status,
+            time: at(seconds),
+            misdelivery_confirmed: false,
+        }
+    }
+
+    #[test]
+    fn the_friday_constant_is_a_friday_evening_in_chicago() {
+        let days = |later: i64| {
+            crate::model::calendar::business_days_between(at(FRIDAY_5PM), at(FRIDAY_5PM + later))
+        };
+        assert_eq!(days(2 * DAY), 0, "Friday to Sunday");
+        assert_eq!(days(3 * DAY), 1, "Friday to Monday");
+    }
+
+    #[test]
+    fn prepaid_labels_are_never_claimable() {
+        let stalled_for_weeks = at(FRIDAY_5PM + 30 * DAY);
+        let claim = shipment(LabelSource::Prepaid).claim(stalled_for_weeks, 5);
+        assert!(!claim.eligible);
+        assert_eq!(claim.rule, "prepaid_label");
+    }
+
+    #[test]
+    fn stalled_means_business_days_without_a_scan() {
+        let mut parcel = shipment(LabelSource::Service);
+        // Picked up Friday evening; the first carrier scan may only come Monday.
+        parcel.record(scan(TrackingStatus::PickedUp, FRIDAY_5PM + 3600));
+        let thursday = at(FRIDAY_5PM + 6 * DAY);
+        let claim = parcel.claim(thursday, 5);
+        assert_eq!((claim.eligible, claim.rule), (false, "not_stalled"));
+        let next_friday = at(FRIDAY_5PM + 7 * DAY);
+        let claim = parcel.claim(next_friday, 5);
+        assert_eq!((claim.eligible, claim.rule), (true, "stalled"));
+        // A scan restarts the count; the threshold is configurable.
+        parcel.record(scan(TrackingStatus::OutForDelivery, FRIDAY_5PM + 6 * DAY));
+        assert_eq!(parcel.claim(next_friday, 5).rule, "not_stalled");
+        assert_eq!(parcel.claim(next_friday, 1).rule, "stalled");
+    }
+
+    #[test]
+    fn delivered_parcels_are_not_claimable_unless_misdelivered() {
+        let mut parcel = shipment(LabelSource::Service);
+        parcel.record(scan(TrackingStatus::Delivered, FRIDAY_5PM + 4 * DAY));
+        let much_later = at(FRIDAY_5PM + 60 * DAY);
+        let claim = parcel.claim(much_later, 5);
+        assert_eq!((claim.eligible, claim.rule), (false, "delivered"));
+
+        parcel.record(TrackingEvent {
+            misdelivery_confirmed: true,
+            ..scan(TrackingStatus::Delivered, FRIDAY_5PM + 5 * DAY)
+        });
+        let claim = parcel.claim(much_later, 5);
+        assert_eq!((claim.eligible, claim.rule), (true, "misdelivery_confirmed"));
+        assert!(parcel.misdelivery_confirmed());
+    }
+
+    #[test]
+    fn tracking_expires_just_after_120_days() {
+        let parcel = shipment(LabelSource::Service);
+        let limit = FRIDAY_5PM + 120 * DAY;
+        assert!(!parcel.expired(at(limit - 1)));
+        assert!(!parcel.expired(at(limit)));
+        assert!(parcel.expired(Timestamp {
+            seconds: limit,
+            nanos: 1
+        }));
+        assert!(parcel.expired(at(limit + 1)));
+    }
+
+    #[test]
+    fn late_and_repeated_scans_never_move_the_status_backwards() {
+        let mut parcel = shipment(LabelSource::Service);
+        assert_eq!(parcel.status(), TrackingStatus::AtDepot);
+        let delivered = scan(TrackingStatus::Delivered, FRIDAY_5PM + 5 * DAY);
+        assert_eq!(parcel.record(delivered), ScanOutcome::Advanced);
+        assert_eq!(parcel.record(delivered), ScanOutcome::Duplicate);
+        // The pick-up scan arrives after the delivery: kept, in time order.
+        let picked_up = scan(TrackingStatus::PickedUp, FRIDAY_5PM + 3 * DAY);
+        assert_eq!(parcel.record(picked_up), ScanOutcome::Recorded);
+        assert_eq!(parcel.status(), TrackingStatus::Delivered);
+        let history: Vec<TrackingStatus> = parcel.events.iter().map(|e| e.status).collect();
+        assert_eq!(
+            history,
+            [
+                TrackingStatus::AtDepot,
+                TrackingStatus::PickedUp,
+                TrackingStatus::Delivered
+            ]
+        );
+        assert_eq!(parcel.last_scan(), delivered.time);
+    }
+}
