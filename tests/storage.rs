@@ -8,11 +8,14 @@ use rng::Rng;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
+use allocation::engine::{
+    CountChange, Engine, EngineConfig, InventoryChange, ShipRequest, TrackingScan,
+};
+use allocation::error::Error;
 use allocation::ledger::SkuInfo;
 use allocation::model::{
-    Channel, FifoStrategy, MarketplaceStatus, Merchant, MerchantId, Order, OrderKey, OrderLine,
-    OrderRequest, Sku, Timestamp,
+    Channel, FifoStrategy, LabelSource, MarketplaceStatus, Merchant, MerchantId, Order, OrderKey,
+    OrderLine, OrderRequest, Sku, Timestamp, TrackingEvent, TrackingStatus,
 };
 use allocation::storage::{store, FsyncPolicy, OpenError, Store, StoreConfig};
 
@@ -57,6 +60,10 @@ fn churn(engine: &Engine, rng: &mut Rng, prefix: &str, steps: usize) {
                 let mut settings = Merchant::with_defaults(merchant);
                 settings.partial_shipments = rng.below(2) == 0;
                 settings.fifo_strategy = [FifoStrategy::None, FifoStrategy::Full][rng.below(2)];
+                if rng.below(3) == 0 {
+                    // SKUs are registered with this tag: their lines split off.
+                    settings.split_tags = vec!["tag".into()];
+                }
                 engine.upsert_merchant(settings);
             }
             1 => {
@@ -101,19 +108,57 @@ fn churn(engine: &Engine, rng: &mut Rng, prefix: &str, steps: usize) {
             }
             7 => {
                 if let Some(order) = any_order(engine, rng) {
-                    let _ = match rng.below(4) {
+                    let _ = match rng.below(6) {
                         0 => engine.hold(&order, "check".into()),
                         1 => engine.release(&order),
                         2 => engine.cancel(&order),
-                        _ => engine.mark_picked(&order),
+                        3 => engine.mark_picked(&order),
+                        4 => ship_somewhere(engine, order, &format!("{prefix}-{step}")),
+                        _ => scan_any(engine, &order, step),
                     };
                 }
             }
             _ => {
                 engine.reprocess(None);
+                engine.complete_due(Timestamp::from_seconds(step as i64 * 60_000));
             }
         }
     }
+}
+
+/// Ship the order's first allocation, if it has one.
+fn ship_somewhere(engine: &Engine, order: OrderKey, tracking: &str) -> Result<Order, Error> {
+    let fc = engine
+        .order(&order)?
+        .allocations
+        .first()
+        .map(|allocation| allocation.fc.clone())
+        .unwrap_or_else(|| "fc-0".into());
+    engine.ship(ShipRequest {
+        order,
+        fc,
+        tracking_number: tracking.into(),
+        carrier: "carrier".into(),
+        label_source: LabelSource::Service,
+        at: Timestamp::from_seconds(1_000),
+    })
+}
+
+/// Record a scan of the order's first shipment, if it has one.
+fn scan_any(engine: &Engine, order: &OrderKey, step: usize) -> Result<Order, Error> {
+    let tracking_number = match engine.order(order)?.shipments.first() {
+        Some(shipment) => shipment.tracking_number.clone(),
+        None => return Err(Error::NotFound("no shipment".into())),
+    };
+    let scan = TrackingScan {
+        tracking_number,
+        event: TrackingEvent {
+            status: [TrackingStatus::PickedUp, TrackingStatus::Delivered][step % 2],
+            time: Timestamp::from_seconds(step as i64),
+            misdelivery_confirmed: step % 3 == 0,
+        },
+    };
+    engine.record_tracking(scan).map(|(order, _)| order)
 }
 
 fn any_order(engine: &Engine, rng: &mut Rng) -> Option<OrderKey> {
@@ -156,6 +201,22 @@ fn journal_replay_alone_restores_the_state() {
     let expected = state(&engine);
     let (recovered, _) = open(&dir).unwrap();
     assert_eq!(state(&recovered), expected);
+    assert_shipments_findable(&recovered, &expected.2);
+}
+
+/// Recovery rebuilt the tracking-number index: every shipment is found.
+fn assert_shipments_findable(engine: &Engine, orders: &[Order]) {
+    let shipments: Vec<&str> = orders
+        .iter()
+        .flat_map(|order| &order.shipments)
+        .map(|shipment| shipment.tracking_number.as_str())
+        .collect();
+    assert!(!shipments.is_empty(), "the churn shipped something");
+    for tracking_number in shipments {
+        engine
+            .shipment(tracking_number)
+            .expect("indexed after recovery");
+    }
 }
 
 #[test]
@@ -192,6 +253,7 @@ fn snapshot_then_journal_restores_the_state_and_old_files_are_dropped() {
     assert!(recovery.snapshot.is_some());
     assert!(recovery.records_replayed > 0);
     assert_eq!(state(&engine), expected);
+    assert_shipments_findable(&engine, &expected.2);
 }
 
 #[test]

@@ -277,7 +277,10 @@ mod tests {
             ..scan(TrackingStatus::Delivered, FRIDAY_5PM + 5 * DAY)
         });
         let claim = parcel.claim(much_later, 5);
-        assert_eq!((claim.eligible, claim.rule), (true, "misdelivery_confirmed"));
+        assert_eq!(
+            (claim.eligible, claim.rule),
+            (true, "misdelivery_confirmed")
+        );
         assert!(parcel.misdelivery_confirmed());
     }
 

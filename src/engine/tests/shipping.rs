@@ -123,7 +123,10 @@ fn what_cannot_be_shipped_is_refused_and_changes_nothing() {
     refused(ship(&e, "gone", "fc1", "T1"));
     refused(ship(&e, "waiting", "fc1", "T1"));
     refused(ship(&e, "o", "fc9", "T1"));
-    assert!(matches!(ship(&e, "nope", "fc1", "T1"), Err(Error::NotFound(_))));
+    assert!(matches!(
+        ship(&e, "nope", "fc1", "T1"),
+        Err(Error::NotFound(_))
+    ));
     assert_eq!(on_hand(&e, "a", "fc1"), (5, 1));
 
     // The refusals did not use up the tracking number.
@@ -230,7 +233,9 @@ fn an_orders_whole_life_is_announced_in_order() {
     assert_eq!(events[5].tracking_status, Some(TrackingStatus::PickedUp));
     assert_eq!(events[6].status, OrderStatus::Completed);
     assert!(
-        events.windows(2).all(|pair| pair[0].order_version <= pair[1].order_version),
+        events
+            .windows(2)
+            .all(|pair| pair[0].order_version <= pair[1].order_version),
         "versions never go backwards: {events:?}"
     );
 }
@@ -256,7 +261,10 @@ fn tagging(e: &Engine, tags: &[(&str, &str)]) {
 #[test]
 fn auto_split_makes_a_child_per_tag_each_allocated_on_its_own() {
     let e = engine();
-    tagging(&e, &[("ice", "frozen"), ("acid", "hazmat"), ("soap", "plain")]);
+    tagging(
+        &e,
+        &[("ice", "frozen"), ("acid", "hazmat"), ("soap", "plain")],
+    );
     set(&e, "ice", "fc1", 1);
     set(&e, "soap", "fc2", 1);
     // No acid anywhere: only the hazmat child waits.
@@ -264,11 +272,19 @@ fn auto_split_makes_a_child_per_tag_each_allocated_on_its_own() {
     let imported = e.allocate(mixed.clone(), now()).unwrap();
 
     let parent = &imported.order;
-    assert_eq!(parent.request.lines.len(), 1, "the parent keeps the untagged line");
+    assert_eq!(
+        parent.request.lines.len(),
+        1,
+        "the parent keeps the untagged line"
+    );
     assert_eq!(parent.status, OrderStatus::Processing);
     assert_eq!(parent.allocations, [allocation("fc2", "soap", 1)]);
     let child_ids: Vec<&str> = parent.children.iter().map(OrderId::as_str).collect();
-    assert_eq!(child_ids, ["o/frozen", "o/hazmat"], "in the merchant's tag order");
+    assert_eq!(
+        child_ids,
+        ["o/frozen", "o/hazmat"],
+        "in the merchant's tag order"
+    );
 
     let [frozen, hazmat] = &imported.children[..] else {
         panic!("two children expected: {:?}", imported.children);
@@ -305,9 +321,15 @@ fn a_split_that_would_collide_with_an_existing_order_is_refused() {
     set(&e, "ice", "fc1", 5);
     allocate(&e, request("o/frozen", 0, &[("ice", 1)]));
     let refused = e.allocate(request("o", 0, &[("ice", 1)]), now());
-    assert!(matches!(refused, Err(Error::AlreadyExists(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::AlreadyExists(_))),
+        "{refused:?}"
+    );
     assert!(e.order(&key("o")).is_err(), "nothing stored");
     let long_id = "x".repeat(125);
     let refused = e.allocate(request(&long_id, 0, &[("ice", 1)]), now());
-    assert!(matches!(refused, Err(Error::InvalidArgument(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::InvalidArgument(_))),
+        "{refused:?}"
+    );
 }
