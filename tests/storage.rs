@@ -155,7 +155,7 @@ fn scan_any(engine: &Engine, order: &OrderKey, step: usize) -> Result<Order, Err
         event: TrackingEvent {
             status: [TrackingStatus::PickedUp, TrackingStatus::Delivered][step % 2],
             time: Timestamp::from_seconds(step as i64),
-            misdelivery_confirmed: step % 3 == 0,
+            misdelivery_confirmed: step.is_multiple_of(3),
         },
     };
     engine.record_tracking(scan).map(|(order, _)| order)
