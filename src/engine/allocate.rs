@@ -60,7 +60,6 @@ impl Engine {
     /// Insert a new order and decide it; or, if it exists, return it when it
     /// was imported from the same request (a retry).
     pub(super) fn import(&self, order: Order, merchant: &Merchant) -> Result<Order> {
-        let submitted = order.submitted().clone();
         match self.shared.orders.insert_locked(order) {
             Inserted::New(mut order) => {
                 if order.request.lines.is_empty() {
@@ -75,9 +74,10 @@ impl Engine {
                 }
                 Ok(order.clone())
             }
-            Inserted::Existing(existing) => {
+            Inserted::Existing(existing, offered) => {
                 let existing = existing.lock();
-                if *existing.submitted() == submitted {
+                let submitted = offered.submitted();
+                if existing.submitted() == submitted {
                     Ok(existing.clone())
                 } else {
                     Err(Error::AlreadyExists(format!(
