@@ -43,7 +43,7 @@ pub enum Inserted {
     /// The order is new; its lock is held by the caller until it is decided.
     New(OrderGuard),
     /// An order with this key already exists; the one offered is handed back.
-    Existing(SharedOrder, Order),
+    Existing(SharedOrder, Box<Order>),
 }
 
 impl OrderBook {
@@ -55,7 +55,9 @@ impl OrderBook {
     /// nobody can observe it before its first decision is applied.
     pub fn insert_locked(&self, order: Order) -> Inserted {
         match self.orders.entry(order.key()) {
-            Entry::Occupied(existing) => Inserted::Existing(Arc::clone(existing.get()), order),
+            Entry::Occupied(existing) => {
+                Inserted::Existing(Arc::clone(existing.get()), Box::new(order))
+            }
             Entry::Vacant(vacant) => {
                 let shared = Arc::new(Mutex::new(order));
                 let guard = shared.lock_arc();
