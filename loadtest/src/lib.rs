@@ -11,6 +11,8 @@
 //! - `verify`: the invariant check after the run.
 //! - `zipf`: the popularity distribution.
 
+#[cfg(feature = "baselines")]
+pub mod baseline;
 pub mod drive;
 pub mod verify;
 pub mod workload;
@@ -34,7 +36,8 @@ pub enum Mode {
     about = "Load-test an allocation service over gRPC, then check the no-oversell invariant"
 )]
 pub struct Args {
-    /// The server (loopback only in this project's use).
+    /// The server (loopback only in this project's use). With the
+    /// `baselines` feature also `redis://host:port` or `postgres://…`.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub target: String,
     #[arg(long, value_enum, default_value_t = Mode::Closed)]
@@ -116,6 +119,10 @@ pub async fn connect(args: &Args) -> anyhow::Result<Vec<AllocationServiceClient<
 
 /// Set up, drive, verify: the whole run.
 pub async fn run(args: &Args) -> anyhow::Result<drive::Report> {
+    #[cfg(feature = "baselines")]
+    if baseline::is_baseline(&args.target) {
+        return baseline::run(args).await;
+    }
     let clients = connect(args).await?;
     let workload = std::sync::Arc::new(workload::Workload::new(args));
     workload.stock(&clients[0]).await?;
