@@ -49,8 +49,33 @@ fn order(merchant: &MerchantId, id: &str, n: usize, skus: usize) -> OrderRequest
     }
 }
 
+/// Counts live heap bytes, so the memory held per cell and per order can be
+/// read exactly (resident size would also count freed, reusable memory).
+struct Counting;
+
+static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        std::alloc::System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        std::alloc::System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live_bytes() -> u64 {
+    LIVE_BYTES.load(Ordering::Relaxed)
+}
+
 fn populate(engine: &Engine, skus: usize, orders: usize) {
     let merchant = MerchantId::new("m");
+    let before = live_bytes();
     let fcs: Vec<FcId> = (0..FCS).map(|i| FcId::new(&format!("fc-{i}"))).collect();
     (0..skus)
         .collect::<Vec<_>>()
@@ -69,6 +94,13 @@ fn populate(engine: &Engine, skus: usize, orders: usize) {
                 .collect();
             engine.update_inventory(&merchant, &changes).unwrap();
         });
+    let stocked = live_bytes();
+    if skus > 0 {
+        println!(
+            "memory: {:.0} heap bytes per (SKU, FC) cell",
+            stocked.saturating_sub(before) as f64 / (skus * FCS) as f64
+        );
+    }
     (0..orders).into_par_iter().for_each(|n| {
         engine
             .allocate(
@@ -77,6 +109,12 @@ fn populate(engine: &Engine, skus: usize, orders: usize) {
             )
             .unwrap();
     });
+    if orders > 0 {
+        println!(
+            "memory: {:.0} heap bytes per stored 3-line order",
+            live_bytes().saturating_sub(stocked) as f64 / orders as f64
+        );
+    }
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
