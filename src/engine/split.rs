@@ -92,18 +92,16 @@ impl Engine {
             let order = self.import(Order::imported(request, now), merchant)?;
             return Ok(self.with_children(order));
         }
-        {
-            // An order imported directly under a child's id would be mistaken
-            // for the child; refuse before storing anything.
-            if let Some(taken) = child_ids.iter().find(|id| {
-                let key = OrderKey::new(&request.merchant_id, id);
-                self.shared.orders.get(&key).is_some()
-            }) {
-                return Err(Error::AlreadyExists(format!(
-                    "order {taken} of merchant {} exists, so order {} cannot be split into it",
-                    request.merchant_id, request.order_id
-                )));
-            }
+        // An order imported directly under a child's id would be mistaken
+        // for the child; refuse before storing anything.
+        if let Some(taken) = child_ids.iter().find(|id| {
+            let key = OrderKey::new(&request.merchant_id, id);
+            self.shared.orders.get(&key).is_some()
+        }) {
+            return Err(Error::AlreadyExists(format!(
+                "order {taken} of merchant {} exists, so order {} cannot be split into it",
+                request.merchant_id, request.order_id
+            )));
         }
 
         let mut parent = Order::imported(

@@ -393,8 +393,7 @@ impl AllocationService for Service {
         request: Request<RecordTrackingEventRequest>,
     ) -> Result<Response<Shipment>, Status> {
         metered("RecordTrackingEvent", async move {
-            let as_of = convert::as_of(request.get_ref().as_of)?;
-            let scan = shipping::tracking_scan(request.into_inner())?;
+            let (scan, as_of) = shipping::tracking_scan(request.into_inner())?;
             let (order, index) = self.engine.record_tracking(scan)?;
             self.durable().await?;
             Ok(Response::new(self.shipment(&order, index, as_of)))

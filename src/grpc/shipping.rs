@@ -53,7 +53,10 @@ pub fn ship_request(request: proto::ShipOrderRequest) -> Result<ShipRequest> {
     })
 }
 
-pub fn tracking_scan(request: proto::RecordTrackingEventRequest) -> Result<TrackingScan> {
+/// The scan, and the `as_of` to answer at.
+pub fn tracking_scan(
+    request: proto::RecordTrackingEventRequest,
+) -> Result<(TrackingScan, Timestamp)> {
     let proto::RecordTrackingEventRequest {
         tracking_number,
         status,
@@ -77,14 +80,15 @@ pub fn tracking_scan(request: proto::RecordTrackingEventRequest) -> Result<Track
         Some(time) => v.timestamp("event_time", time),
         None => as_of,
     };
-    v.finish(TrackingScan {
+    let scan = TrackingScan {
         tracking_number,
         event: TrackingEvent {
             status: status.unwrap_or(TrackingStatus::Received),
             time,
             misdelivery_confirmed,
         },
-    })
+    };
+    v.finish((scan, as_of))
 }
 
 /// `(tracking_number, as_of)` of a `GetShipment`.
