@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::calendar::completion_time;
 use crate::model::{
     EventKind, FcId, LabelSource, Order, OrderEvent, OrderKey, OrderStatus, ScanOutcome, Shipment,
-    SkuKey, Timestamp, TrackingEvent, TrackingStatus,
+    SkuKey, Timestamp, TrackingEvent,
 };
 
 use super::lifecycle::refuse_if_final;
@@ -108,7 +108,10 @@ impl Engine {
         order.version += 1;
         self.journal(&locked, &keys, &[&order]);
         drop(locked);
-        self.publish(|| shipped_event(&order, order.shipments.len() - 1));
+        self.publish(|| {
+            let index = order.shipments.len() - 1;
+            OrderEvent::about_shipment(EventKind::Shipped, &order, index, request.at)
+        });
         self.schedule_completion(&order);
         Ok(order.clone())
     }
@@ -147,12 +150,8 @@ impl Engine {
             self.journal_order(&order);
             if outcome == ScanOutcome::Advanced {
                 self.publish(|| {
-                    let shipment = &order.shipments[index];
-                    let mut event = OrderEvent::new(EventKind::TrackingStatusChanged, &order);
-                    event.tracking_number = Some(shipment.tracking_number.clone());
-                    event.tracking_status = Some(shipment.status());
-                    event.time = Some(scan.event.time);
-                    event
+                    let kind = EventKind::TrackingStatusChanged;
+                    OrderEvent::about_shipment(kind, &order, index, scan.event.time)
                 });
             }
         }
@@ -219,13 +218,4 @@ fn shipment_index(order: &Order, tracking_number: &str) -> Result<usize> {
         // The index names it, but the shipment is not recorded yet: a
         // `ShipOrder` of it is still in progress.
         .ok_or_else(|| Error::NotFound(format!("tracking number {tracking_number}")))
-}
-
-fn shipped_event(order: &Order, index: usize) -> OrderEvent {
-    let shipment = &order.shipments[index];
-    let mut event = OrderEvent::new(EventKind::Shipped, order);
-    event.tracking_number = Some(shipment.tracking_number.clone());
-    event.tracking_status = Some(TrackingStatus::AtDepot);
-    event.time = Some(shipment.labelled_at);
-    event
 }

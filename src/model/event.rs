@@ -65,18 +65,28 @@ impl OrderEvent {
             OrderStatus::Shipped => EventKind::Shipped,
             OrderStatus::Completed => EventKind::Completed,
         };
-        let mut event = Self::new(kind, order);
         match kind {
-            EventKind::Shipped => {
-                if let Some(last) = order.shipments.last() {
-                    event.tracking_number = Some(last.tracking_number.clone());
-                    event.tracking_status = Some(last.status());
-                    event.time = Some(last.labelled_at);
-                }
+            EventKind::Shipped if !order.shipments.is_empty() => {
+                let last = order.shipments.len() - 1;
+                Self::about_shipment(kind, order, last, order.shipments[last].labelled_at)
             }
-            EventKind::Completed => event.time = order.completes_at,
-            _ => {}
+            EventKind::Completed => Self {
+                time: order.completes_at,
+                ..Self::new(kind, order)
+            },
+            _ => Self::new(kind, order),
         }
-        event
+    }
+
+    /// An event about the shipment at `index` of `order` (shipped, or a
+    /// tracking status change), as of `time`.
+    pub fn about_shipment(kind: EventKind, order: &Order, index: usize, time: Timestamp) -> Self {
+        let shipment = &order.shipments[index];
+        Self {
+            tracking_number: Some(shipment.tracking_number.clone()),
+            tracking_status: Some(shipment.status()),
+            time: Some(time),
+            ..Self::new(kind, order)
+        }
     }
 }
