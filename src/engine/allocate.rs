@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::ledger::{Locked, SkuRecord};
 use crate::model::{
     Acknowledgement, Allocation, Channel, ExceptionLine, FcId, MarketplaceStatus, Merchant, Order,
-    OrderEvent, OrderRequest, OrderStatus, SkuKey, Timestamp,
+    OrderRequest, OrderStatus, SkuKey, Timestamp,
 };
 use crate::order_book::Inserted;
 use crate::policy::{self, Rules, StockMatrix};
@@ -67,8 +67,7 @@ impl Engine {
                     // has nothing of its own to allocate.
                     order.status = OrderStatus::Processing;
                     order.version += 1;
-                    self.journal_order(&order);
-                    self.publish(|| OrderEvent::of_state(&order));
+                    self.log_order(&order);
                 } else {
                     self.decide(&mut order, merchant, Occasion::Import);
                 }

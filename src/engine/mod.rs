@@ -170,6 +170,13 @@ impl Engine {
         log.append(&effects);
     }
 
+    /// Journal and announce a change of one order that touched no stock
+    /// (`log_change` for an order alone).
+    fn log_order(&self, order: &Order) {
+        self.journal_order(order);
+        self.publish(|| OrderEvent::of_state(order));
+    }
+
     /// Journal a change of one order that touched no stock.
     fn journal_order(&self, order: &Order) {
         if let Some(log) = self.shared.change_log.get() {

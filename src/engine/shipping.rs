@@ -192,8 +192,7 @@ impl Engine {
             if order.status == OrderStatus::Shipped {
                 order.status = OrderStatus::Completed;
                 order.version += 1;
-                self.journal_order(&order);
-                self.publish(|| OrderEvent::of_state(&order));
+                self.log_order(&order);
                 completed += 1;
             }
         }
