@@ -15,7 +15,7 @@ use allocation::error::Error;
 use allocation::ledger::SkuInfo;
 use allocation::model::{
     Channel, FifoStrategy, LabelSource, MarketplaceStatus, Merchant, MerchantId, Order, OrderKey,
-    OrderLine, OrderRequest, Sku, Timestamp, TrackingEvent, TrackingStatus,
+    OrderLine, OrderRequest, OrderStatus, Sku, Timestamp, TrackingEvent, TrackingStatus,
 };
 use allocation::storage::{store, FsyncPolicy, OpenError, Store, StoreConfig};
 
@@ -107,8 +107,16 @@ fn churn(engine: &Engine, rng: &mut Rng, prefix: &str, steps: usize) {
                 engine.allocate(request, Timestamp::default()).unwrap();
             }
             7 => {
-                if let Some(order) = any_order(engine, rng) {
-                    let _ = match rng.below(6) {
+                let operation = rng.below(6);
+                // Shipping and scanning pick among orders they can act on, so
+                // every seed's churn ships and tracks something.
+                let wanted = |order: &Order| match operation {
+                    4 => !order.allocations.is_empty() && order.status != OrderStatus::OnHold,
+                    5 => !order.shipments.is_empty(),
+                    _ => true,
+                };
+                if let Some(order) = any_order(engine, rng, wanted) {
+                    let _ = match operation {
                         0 => engine.hold(&order, "check".into()),
                         1 => engine.release(&order),
                         2 => engine.cancel(&order),
@@ -161,13 +169,22 @@ fn scan_any(engine: &Engine, order: &OrderKey, step: usize) -> Result<Order, Err
     engine.record_tracking(scan).map(|(order, _)| order)
 }
 
-fn any_order(engine: &Engine, rng: &mut Rng) -> Option<OrderKey> {
-    let handles = engine.order_handles();
-    if handles.is_empty() {
+/// A random order among those `wanted`.
+fn any_order(engine: &Engine, rng: &mut Rng, wanted: impl Fn(&Order) -> bool) -> Option<OrderKey> {
+    // Sorted, so the pick depends on the seed alone, not on map iteration
+    // order (the maps' hashers are randomly seeded).
+    let mut keys: Vec<OrderKey> = engine
+        .order_handles()
+        .iter()
+        .map(|order| order.lock())
+        .filter(|order| wanted(order))
+        .map(|order| order.key())
+        .collect();
+    if keys.is_empty() {
         return None;
     }
-    let order = handles[rng.below(handles.len())].lock();
-    Some(order.key())
+    keys.sort_unstable();
+    Some(keys.swap_remove(rng.below(keys.len())))
 }
 
 /// Everything observable, in a canonical order.
