@@ -9,8 +9,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 use allocation::ledger::{FcStock, Ledger, SkuInfo, SkuRecord};
 use allocation::model::{
-    Acknowledgement, Allocation, Channel, FcId, MarketplaceStatus, MerchantId, Order, OrderLine,
-    OrderRequest, OrderStatus, Sku, SkuKey, Timestamp,
+    Allocation, Channel, FcId, MarketplaceStatus, MerchantId, Order, OrderLine, OrderRequest,
+    OrderStatus, Sku, SkuKey, Timestamp,
 };
 use allocation::storage::codec::{Reader, Writer};
 
@@ -140,38 +140,30 @@ fn three_line_order() -> Order {
             quantity: 2,
         })
         .collect();
-    Order {
-        allocations: lines
-            .iter()
-            .map(|line| Allocation {
-                fc: FcId::new("fc-1"),
-                sku: line.sku.clone(),
-                quantity: line.quantity,
-            })
-            .collect(),
-        request: OrderRequest {
-            merchant_id: MerchantId::new("merchant-1"),
-            order_id: "order-123456".into(),
-            purchase_time: Timestamp::from_seconds(1_700_000_000),
-            lines,
-            assigned_fc: None,
-            partial_shipments: None,
-            channel: Channel::Direct,
-            marketplace_status: MarketplaceStatus::Ready,
-            hold_reason: None,
-        },
-        status: OrderStatus::Processing,
-        exceptions: Vec::new(),
-        acknowledgement: Acknowledgement::None,
-        picked: false,
+    let allocations = lines
+        .iter()
+        .map(|line| Allocation {
+            fc: FcId::new("fc-1"),
+            sku: line.sku.clone(),
+            quantity: line.quantity,
+        })
+        .collect();
+    let request = OrderRequest {
+        merchant_id: MerchantId::new("merchant-1"),
+        order_id: "order-123456".into(),
+        purchase_time: Timestamp::from_seconds(1_700_000_000),
+        lines,
+        assigned_fc: None,
+        partial_shipments: None,
+        channel: Channel::Direct,
+        marketplace_status: MarketplaceStatus::Ready,
         hold_reason: None,
-        shipments: Vec::new(),
-        completes_at: None,
-        parent: None,
-        children: Vec::new(),
-        submitted: None,
+    };
+    Order {
+        status: OrderStatus::Processing,
+        allocations,
         version: 1,
-        imported_at: Timestamp::from_seconds(1_700_000_000),
+        ..Order::imported(request, Timestamp::from_seconds(1_700_000_000))
     }
 }
 

@@ -316,25 +316,3 @@ fn candidate_fcs(
     ranked.sort_unstable();
     ranked.into_iter().map(|(_, fc)| fc.clone()).collect()
 }
-
-impl Order {
-    /// A freshly imported order, before its first decision.
-    pub(super) fn imported(request: OrderRequest, now: Timestamp) -> Self {
-        Self {
-            request,
-            status: OrderStatus::Exception,
-            allocations: Vec::new(),
-            exceptions: Vec::new(),
-            acknowledgement: Acknowledgement::None,
-            picked: false,
-            hold_reason: None,
-            shipments: Vec::new(),
-            completes_at: None,
-            parent: None,
-            children: Vec::new(),
-            submitted: None,
-            version: 0,
-            imported_at: now,
-        }
-    }
-}

@@ -146,6 +146,26 @@ pub struct Order {
 }
 
 impl Order {
+    /// A freshly imported order, before its first decision.
+    pub fn imported(request: OrderRequest, now: Timestamp) -> Self {
+        Self {
+            request,
+            status: OrderStatus::Exception,
+            allocations: Vec::new(),
+            exceptions: Vec::new(),
+            acknowledgement: Acknowledgement::None,
+            picked: false,
+            hold_reason: None,
+            shipments: Vec::new(),
+            completes_at: None,
+            parent: None,
+            children: Vec::new(),
+            submitted: None,
+            version: 0,
+            imported_at: now,
+        }
+    }
+
     pub fn key(&self) -> OrderKey {
         self.request.key()
     }
