@@ -3,6 +3,11 @@
 //! `benches/allocation.rs`), and of the on-disk encoding of one order.
 //! Run: `cargo bench --bench ledger`.
 
+/// mimalloc: measured faster than the system allocator for this
+/// service's many small, cross-thread allocations (README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -1,7 +1,8 @@
 //! The binary encoding of state on disk: journal records and snapshot
-//! entries. Hand-written, little-endian, length-prefixed; every read is
-//! bounds-checked and every enum byte validated, so a corrupt file gives a
-//! `CodecError`, never a panic.
+//! entries. Hand-written: numbers are LEB128 varints (most counts fit one
+//! byte), strings are length-prefixed; every read is bounds-checked and
+//! every enum byte validated, so a corrupt file gives a `CodecError`, never
+//! a panic.
 //!
 //! What is stored are after-images: the whole new state of each merchant,
 //! SKU record or order a change touched. Applying an after-image twice is
@@ -48,20 +49,22 @@ impl Writer {
         self.u8(u8::from(value));
     }
 
-    pub fn u32(&mut self, value: u32) {
-        self.bytes.extend_from_slice(&value.to_le_bytes());
-    }
-
-    pub fn u64(&mut self, value: u64) {
-        self.bytes.extend_from_slice(&value.to_le_bytes());
-    }
-
-    pub fn i64(&mut self, value: i64) {
-        self.bytes.extend_from_slice(&value.to_le_bytes());
+    /// LEB128: seven bits per byte, low first, high bit set on all but the
+    /// last. Counts and lengths are small, so most take one or two bytes.
+    pub fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.bytes.push(value as u8 | 0x80);
+            value >>= 7;
+        }
+        self.bytes.push(value as u8);
     }
 
     pub fn len(&mut self, len: usize) {
-        self.u32(len as u32);
+        self.varint(len as u64);
+    }
+
+    fn quantity(&mut self, quantity: u32) {
+        self.varint(u64::from(quantity));
     }
 
     pub fn str(&mut self, value: &str) {
@@ -84,8 +87,9 @@ impl Writer {
     }
 
     fn timestamp(&mut self, time: Timestamp) {
-        self.i64(time.seconds);
-        self.u32(time.nanos);
+        // Zigzag, so instants before 1970 stay short too.
+        self.varint(((time.seconds << 1) ^ (time.seconds >> 63)) as u64);
+        self.varint(u64::from(time.nanos));
     }
 
     pub fn effect(&mut self, effect: EffectRef<'_>) {
@@ -128,9 +132,9 @@ impl Writer {
         self.len(record.fcs.len());
         for row in &record.fcs {
             self.str(row.fc.as_str());
-            self.u64(row.on_hand);
-            self.u64(row.reserved);
-            self.u64(row.picked);
+            self.varint(row.on_hand);
+            self.varint(row.reserved);
+            self.varint(row.picked);
         }
     }
 
@@ -141,12 +145,12 @@ impl Writer {
         for allocation in &order.allocations {
             self.str(allocation.fc.as_str());
             self.str(allocation.sku.as_str());
-            self.u32(allocation.quantity);
+            self.quantity(allocation.quantity);
         }
         self.len(order.exceptions.len());
         for line in &order.exceptions {
             self.str(line.sku.as_str());
-            self.u32(line.quantity);
+            self.quantity(line.quantity);
             self.u8(exception_reason_code(line.reason));
         }
         self.u8(acknowledgement_code(order.acknowledgement));
@@ -166,7 +170,7 @@ impl Writer {
         if let Some(submitted) = &order.submitted {
             self.order_request(submitted);
         }
-        self.u64(order.version);
+        self.varint(order.version);
         self.timestamp(order.imported_at);
     }
 
@@ -177,7 +181,7 @@ impl Writer {
         self.len(request.lines.len());
         for line in &request.lines {
             self.str(line.sku.as_str());
-            self.u32(line.quantity);
+            self.quantity(line.quantity);
         }
         self.option_str(request.assigned_fc.as_ref().map(FcId::as_str));
         self.u8(match request.partial_shipments {
@@ -207,7 +211,7 @@ impl Writer {
         self.len(shipment.items.len());
         for item in &shipment.items {
             self.str(item.sku.as_str());
-            self.u32(item.quantity);
+            self.quantity(item.quantity);
         }
         self.timestamp(shipment.labelled_at);
         self.len(shipment.events.len());
@@ -350,16 +354,35 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(array))
     }
 
-    fn i64(&mut self) -> Decoded<i64> {
-        Ok(self.u64()? as i64)
+    fn varint(&mut self) -> Decoded<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                return self.error("varint overflows 64 bits");
+            }
+            value |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        self.error("varint longer than 10 bytes")
+    }
+
+    fn quantity(&mut self) -> Decoded<u32> {
+        match u32::try_from(self.varint()?) {
+            Ok(quantity) => Ok(quantity),
+            Err(_) => self.error("quantity does not fit 32 bits"),
+        }
     }
 
     pub fn len(&mut self) -> Decoded<usize> {
-        let len = self.u32()? as usize;
-        if len > DECODED_LENGTH_MAX {
+        let len = self.varint()?;
+        if len > DECODED_LENGTH_MAX as u64 {
             return self.error(format!("length {len} is implausible"));
         }
-        Ok(len)
+        Ok(len as usize)
     }
 
     pub fn str(&mut self) -> Decoded<&'a str> {
@@ -385,12 +408,16 @@ impl<'a> Reader<'a> {
     }
 
     fn timestamp(&mut self) -> Decoded<Timestamp> {
-        let seconds = self.i64()?;
-        let nanos = self.u32()?;
+        let zigzag = self.varint()?;
+        let seconds = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
+        let nanos = self.varint()?;
         if nanos >= 1_000_000_000 {
             return self.error("timestamp nanos out of range");
         }
-        Ok(Timestamp { seconds, nanos })
+        Ok(Timestamp {
+            seconds,
+            nanos: nanos as u32,
+        })
     }
 
     pub fn effect(&mut self) -> Decoded<Effect> {
@@ -435,9 +462,9 @@ impl<'a> Reader<'a> {
         for _ in 0..rows {
             let row = FcStock {
                 fc: self.fc()?,
-                on_hand: self.u64()?,
-                reserved: self.u64()?,
-                picked: self.u64()?,
+                on_hand: self.varint()?,
+                reserved: self.varint()?,
+                picked: self.varint()?,
             };
             if !(row.picked <= row.reserved && row.reserved <= row.on_hand) {
                 return self.error(format!(
@@ -465,7 +492,7 @@ impl<'a> Reader<'a> {
             .map(|_| {
                 Ok(OrderLine {
                     sku: Sku::new(self.str()?),
-                    quantity: self.u32()?,
+                    quantity: self.quantity()?,
                 })
             })
             .collect::<Decoded<Vec<_>>>()?;
@@ -518,7 +545,7 @@ impl<'a> Reader<'a> {
                 Ok(Allocation {
                     fc: self.fc()?,
                     sku: Sku::new(self.str()?),
-                    quantity: self.u32()?,
+                    quantity: self.quantity()?,
                 })
             })
             .collect::<Decoded<Vec<_>>>()?;
@@ -526,7 +553,7 @@ impl<'a> Reader<'a> {
         let mut exceptions = Vec::with_capacity(exception_count);
         for _ in 0..exception_count {
             let sku = Sku::new(self.str()?);
-            let quantity = self.u32()?;
+            let quantity = self.quantity()?;
             let reason = match self.u8()? {
                 0 => ExceptionReason::InsufficientAtAssignedFc,
                 1 => ExceptionReason::SplitNotAllowed,
@@ -580,7 +607,7 @@ impl<'a> Reader<'a> {
             parent,
             children,
             submitted,
-            version: self.u64()?,
+            version: self.varint()?,
             imported_at: self.timestamp()?,
         })
     }
@@ -600,7 +627,7 @@ impl<'a> Reader<'a> {
             items.push(Allocation {
                 fc: fc.clone(),
                 sku: Sku::new(self.str()?),
-                quantity: self.u32()?,
+                quantity: self.quantity()?,
             });
         }
         let labelled_at = self.timestamp()?;
@@ -773,6 +800,53 @@ mod tests {
         assert_eq!(reader.effect().unwrap(), Effect::Sku(key, record));
         assert_eq!(reader.effect().unwrap(), Effect::Order(Box::new(order)));
         assert!(reader.is_empty());
+    }
+
+    #[test]
+    fn varints_round_trip_at_their_edges_and_reject_overlong_input() {
+        let values = [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ];
+        let mut writer = Writer::default();
+        for value in values {
+            writer.varint(value);
+        }
+        assert_eq!(writer.bytes.len(), 1 + 1 + 1 + 2 + 2 + 3 + 5 + 10);
+        let mut reader = Reader::new(&writer.bytes, 0);
+        for value in values {
+            assert_eq!(reader.varint().unwrap(), value);
+        }
+        assert!(reader.is_empty());
+
+        // An 11th byte, or a 10th byte carrying more than bit 63, is corrupt.
+        assert!(Reader::new(&[0x80; 11], 0).varint().is_err());
+        let mut too_big = vec![0xFF; 9];
+        too_big.push(0x02);
+        assert!(Reader::new(&too_big, 0).varint().is_err());
+        // A quantity is 32 bits on the wire's promise too.
+        let mut writer = Writer::default();
+        writer.varint(u64::from(u32::MAX) + 1);
+        assert!(Reader::new(&writer.bytes, 0).quantity().is_err());
+    }
+
+    #[test]
+    fn timestamps_before_1970_round_trip() {
+        for seconds in [i64::MIN, -1, 0, 1, i64::MAX] {
+            let time = Timestamp {
+                seconds,
+                nanos: 999_999_999,
+            };
+            let mut writer = Writer::default();
+            writer.timestamp(time);
+            assert_eq!(Reader::new(&writer.bytes, 0).timestamp().unwrap(), time);
+        }
     }
 
     #[test]

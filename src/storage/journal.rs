@@ -30,7 +30,8 @@ use crate::engine::{ChangeLog, Effect, EffectRef};
 
 pub const SEGMENT_MAGIC: &[u8; 4] = b"ALJ1";
 /// 2: orders carry shipments, completion and auto-split links.
-pub const SEGMENT_VERSION: u32 = 2;
+/// 3: numbers inside records are varints.
+pub const SEGMENT_VERSION: u32 = 3;
 pub const SEGMENT_HEADER_BYTES: usize = 16;
 pub const RECORD_HEADER_BYTES: usize = 16;
 /// Largest record payload the reader accepts (a full FIFO release of a big

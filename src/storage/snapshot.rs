@@ -26,7 +26,8 @@ use crate::engine::{Effect, EffectRef, Engine};
 pub const SNAPSHOT_MAGIC: &[u8; 4] = b"ALS1";
 pub const SNAPSHOT_END_MAGIC: &[u8; 4] = b"ALSE";
 /// 2: orders carry shipments, completion and auto-split links.
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// 3: numbers inside entries are varints.
+pub const SNAPSHOT_VERSION: u32 = 3;
 const HEADER_BYTES: usize = 16;
 const TRAILER_BYTES: usize = 16;
 const ENTRY_HEADER_BYTES: usize = 8;
