@@ -18,8 +18,11 @@
 //! release (`fifo.rs`).
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::model::{FifoStrategy, Merchant, MerchantId, OrderKey, OrderStatus, SkuKey, Timestamp};
@@ -75,6 +78,8 @@ struct Waiting {
     order: SharedOrder,
     age: (Timestamp, OrderKey),
     skus: Vec<SkuKey>,
+    /// `skus` hashed (see `PassSkus`).
+    sku_hashes: Vec<u64>,
     merchant: Arc<Merchant>,
     holds_stock: bool,
     may_ship_partially: bool,
@@ -181,10 +186,7 @@ impl Engine {
             let entry = &waiting[index];
             tally.count(self.decide_again(&entry.order, &entry.merchant, &entry.skus));
             let mut next = None;
-            for &(queue, position) in &plan.places[index] {
-                let Some(&successor) = plan.queues[queue].get(position + 1) else {
-                    continue;
-                };
+            for successor in plan.successors(index) {
                 if plan.pending[successor].fetch_sub(1, Ordering::AcqRel) == 1 {
                     match next {
                         None => next = Some(successor),
@@ -221,9 +223,11 @@ impl Engine {
                 Some(settings) => Arc::clone(settings),
                 None => Arc::new(Merchant::with_defaults(order.request.merchant_id.clone())),
             };
+            let skus = sku_keys(&order.request);
             Some(Waiting {
                 age: (order.request.purchase_time, order.key()),
-                skus: sku_keys(&order.request),
+                sku_hashes: skus.iter().map(|key| SKU_HASHER.hash_one(key)).collect(),
+                skus,
                 holds_stock: !order.allocations.is_empty(),
                 may_ship_partially: order
                     .request
@@ -237,91 +241,181 @@ impl Engine {
 
     /// Build the per-SKU queues and each order's count of predecessors.
     fn wavefront(&self, waiting: &[Waiting]) -> Wavefront {
-        let mut by_age: Vec<usize> = (0..waiting.len()).collect();
-        by_age.sort_unstable_by(|&a, &b| waiting[a].age.cmp(&waiting[b].age));
+        // Oldest first: sort (purchase time, index) pairs, which sit together
+        // in memory, and look at order keys only to break ties.
+        let mut by_age: Vec<(Timestamp, u32)> = waiting
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| (entry.age.0, index as u32))
+            .collect();
+        by_age.par_sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                waiting[a.1 as usize]
+                    .age
+                    .1
+                    .cmp(&waiting[b.1 as usize].age.1)
+            })
+        });
 
-        let live = self.live_skus(waiting);
-        let mut queue_of: FastMap<&SkuKey, usize> = FastMap::default();
-        let mut queues: Vec<Vec<usize>> = Vec::new();
-        let mut places: Vec<Vec<(usize, usize)>> = vec![Vec::new(); waiting.len()];
+        let skus = PassSkus::number(waiting);
+        let live = self.live_skus(waiting, &skus);
+        let mut queues: Vec<Vec<u32>> = vec![Vec::new(); skus.keys.len()];
+        // Per line of every order (laid out as `skus.of_line`): its position
+        // in its SKU's queue, or NOT_QUEUED.
+        let mut positions = vec![NOT_QUEUED; skus.of_line.len()];
         let mut independent = Vec::new();
-        for index in by_age {
-            let entry = &waiting[index];
-            let is_live = |key: &&SkuKey| live.get(key) == Some(&true);
+        for &(_, index) in &by_age {
+            let entry = &waiting[index as usize];
+            let lines = skus.lines(index as usize);
+            let numbers = &skus.of_line[lines.clone()];
             let cannot_take_anything = !entry.may_ship_partially
                 && !entry.holds_stock
-                && !entry.skus.iter().all(|key| is_live(&key));
-            let live_skus: Vec<&SkuKey> = entry.skus.iter().filter(is_live).collect();
-            if cannot_take_anything || live_skus.is_empty() {
-                independent.push(index);
+                && !numbers.iter().all(|&sku| live[sku as usize]);
+            if cannot_take_anything || !numbers.iter().any(|&sku| live[sku as usize]) {
+                independent.push(index as usize);
                 continue;
             }
-            for key in live_skus {
-                let queue = *queue_of.entry(key).or_insert_with(|| {
-                    queues.push(Vec::new());
-                    queues.len() - 1
-                });
-                places[index].push((queue, queues[queue].len()));
-                queues[queue].push(index);
+            for (line, &sku) in lines.zip(numbers) {
+                let queue = &mut queues[sku as usize];
+                // A number seen twice in one order (a hash collision) is
+                // queued once: an order must never wait for itself.
+                if live[sku as usize] && queue.last() != Some(&index) {
+                    positions[line] = queue.len() as u32;
+                    queue.push(index);
+                }
             }
         }
-        let pending: Vec<AtomicU32> = places
-            .iter()
-            .map(|places| {
-                AtomicU32::new(places.iter().filter(|&&(_, position)| position > 0).count() as u32)
+        let pending: Vec<AtomicU32> = (0..waiting.len())
+            .map(|index| {
+                let ahead = positions[skus.lines(index)]
+                    .iter()
+                    .filter(|&&position| position != NOT_QUEUED && position > 0)
+                    .count();
+                AtomicU32::new(ahead as u32)
             })
             .collect();
         let ready = (0..waiting.len())
             .filter(|&index| {
-                !places[index].is_empty() && pending[index].load(Ordering::Relaxed) == 0
+                let queued = positions[skus.lines(index)]
+                    .iter()
+                    .any(|&position| position != NOT_QUEUED);
+                queued && pending[index].load(Ordering::Relaxed) == 0
             })
             .collect();
         Wavefront {
+            skus,
             queues,
-            places,
+            positions,
             pending,
             ready,
             independent,
         }
     }
 
-    /// SKUs whose stock can change during the pass: some unit available
-    /// now, or held by a waiting order.
-    /// The map says, for every SKU of a waiting order, whether it is live.
-    fn live_skus<'w>(&self, waiting: &'w [Waiting]) -> FastMap<&'w SkuKey, bool> {
-        let mut live: FastMap<&SkuKey, bool> = FastMap::default();
-        for entry in waiting {
-            for key in &entry.skus {
-                match live.get(key) {
-                    Some(true) => continue,
-                    Some(false) if !entry.holds_stock => continue,
-                    _ => {}
+    /// Which numbered SKUs' stock can change during the pass: some unit
+    /// available now, or held by a waiting order.
+    fn live_skus(&self, waiting: &[Waiting], skus: &PassSkus) -> Vec<bool> {
+        let mut held = vec![false; skus.keys.len()];
+        for (index, entry) in waiting.iter().enumerate() {
+            if entry.holds_stock {
+                for &sku in &skus.of_line[skus.lines(index)] {
+                    held[sku as usize] = true;
                 }
-                let is_live = entry.holds_stock || {
-                    let locked = self.shared.ledger.lock([key]);
-                    locked
-                        .get(key)
-                        .is_some_and(|record| record.fcs.iter().any(|row| row.available() > 0))
-                };
-                live.insert(key, is_live);
             }
         }
-        live
+        skus.keys
+            .par_iter()
+            .zip(held)
+            .map(|(&(order, line), held)| {
+                let key = &waiting[order as usize].skus[line as usize];
+                held || self
+                    .shared
+                    .ledger
+                    .lock([key])
+                    .get(key)
+                    .is_some_and(|record| record.fcs.iter().any(|row| row.available() > 0))
+            })
+            .collect()
+    }
+}
+
+/// Hashes SKU keys once per pass, on the workers that scan the book, so
+/// the sequential part of the planning compares integers, not strings.
+static SKU_HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0);
+
+const NOT_QUEUED: u32 = u32::MAX;
+
+/// The SKUs of a pass, numbered densely in order of first appearance.
+/// Two keys whose hashes collide get the same number: their queues merge,
+/// which only adds waits that age order allows anyway, so the outcome is
+/// unchanged (and 64-bit collisions are vanishingly rare).
+struct PassSkus {
+    /// The number of every order line, orders one after another.
+    of_line: Vec<u32>,
+    /// Where each order's lines start in `of_line` (one extra at the end).
+    starts: Vec<usize>,
+    /// Per number, the (order, line) where it was first seen: its key.
+    keys: Vec<(u32, u32)>,
+}
+
+impl PassSkus {
+    fn number(waiting: &[Waiting]) -> Self {
+        let mut number_of: FastMap<u64, u32> = FastMap::default();
+        let mut numbers = Self {
+            of_line: Vec::new(),
+            starts: Vec::with_capacity(waiting.len() + 1),
+            keys: Vec::new(),
+        };
+        for (order, entry) in waiting.iter().enumerate() {
+            numbers.starts.push(numbers.of_line.len());
+            for (line, &hash) in entry.sku_hashes.iter().enumerate() {
+                let next = numbers.keys.len() as u32;
+                let number = *number_of.entry(hash).or_insert(next);
+                if number == next {
+                    numbers.keys.push((order as u32, line as u32));
+                }
+                numbers.of_line.push(number);
+            }
+        }
+        numbers.starts.push(numbers.of_line.len());
+        numbers
+    }
+
+    /// The positions of `order`'s lines in `of_line`.
+    fn lines(&self, order: usize) -> std::ops::Range<usize> {
+        self.starts[order]..self.starts[order + 1]
     }
 }
 
 /// The dependency structure of a pass.
 struct Wavefront {
-    /// Per live SKU, the orders touching it, oldest first.
-    queues: Vec<Vec<usize>>,
-    /// Per order, (queue, position in it) for each of its live SKUs.
-    places: Vec<Vec<(usize, usize)>>,
+    skus: PassSkus,
+    /// Per live SKU number, the orders touching it, oldest first.
+    queues: Vec<Vec<u32>>,
+    /// Per order line, its position in its SKU's queue (see `wavefront`).
+    positions: Vec<u32>,
     /// Per order, how many of its queues still have an older order ahead.
     pending: Vec<AtomicU32>,
     /// Orders with nobody ahead in any of their queues.
     ready: Vec<usize>,
     /// Orders that wait for nobody and nobody waits for.
     independent: Vec<usize>,
+}
+
+impl Wavefront {
+    /// The order right behind `index` in each of its queues.
+    fn successors(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
+        let lines = self.skus.lines(index);
+        self.skus.of_line[lines.clone()]
+            .iter()
+            .zip(&self.positions[lines])
+            .filter(|&(_, &position)| position != NOT_QUEUED)
+            .filter_map(|(&sku, &position)| {
+                self.queues[sku as usize]
+                    .get(position as usize + 1)
+                    .map(|&next| next as usize)
+            })
+    }
 }
 
 /// Pass counts shared by the workers.

@@ -685,6 +685,21 @@ fn reprocessing_allocates_waiting_orders_oldest_first() {
 }
 
 #[test]
+fn reprocessing_decides_an_order_naming_one_sku_on_two_lines() {
+    // The pass queues each order once per SKU; were it queued twice in the
+    // same SKU's queue it would wait for itself and never be decided.
+    let e = engine();
+    set(&e, "a", "fc1", 0);
+    allocate(&e, request("twice", 0, &[("a", 1), ("a", 2)]));
+    allocate(&e, request("behind", 10, &[("a", 1)]));
+    set(&e, "a", "fc1", 4);
+    let counts = e.reprocess(None);
+    assert_eq!((counts.examined, counts.allocated), (2, 2));
+    assert_eq!(e.order(&key("twice")).unwrap().allocated_units(), 3);
+    assert_consistent(&e);
+}
+
+#[test]
 fn reprocessing_completes_a_partially_allocated_order() {
     let e = engine();
     set(&e, "a", "fc1", 1);

@@ -1,0 +1,132 @@
+//! One reprocessing pass over 1,000,000 exception orders (1–5 lines,
+//! 100,000 SKUs, 10 FCs, Zipf popularity, stock for about half the demand),
+//! on a 1-thread and a 2-thread rayon pool.
+//! Run: `cargo bench --bench reprocess` (each sample rebuilds the engine,
+//! untimed; only the pass is timed). `REPROCESS_BENCH_ORDERS` shrinks it.
+
+/// mimalloc: measured faster than the system allocator for this
+/// service's many small, cross-thread allocations (README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[path = "../tests/support/rng.rs"]
+mod rng;
+#[path = "../loadtest/src/zipf.rs"]
+mod zipf;
+use rng::Rng;
+use zipf::Zipf;
+
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
+use allocation::model::{
+    Channel, FcId, MarketplaceStatus, Merchant, MerchantId, OrderLine, OrderRequest, Sku, Timestamp,
+};
+
+const SKUS: usize = 100_000;
+const FCS: usize = 10;
+const ZIPF_EXPONENT: f64 = 1.0;
+
+fn orders_count() -> usize {
+    std::env::var("REPROCESS_BENCH_ORDERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// Orders imported against empty shelves (all in exception), then stock for
+/// about half of the demand spread over the FCs.
+fn build() -> Engine {
+    let engine = Engine::new(EngineConfig::default());
+    let merchant = MerchantId::new("m");
+    let mut settings = Merchant::with_defaults(merchant.clone());
+    settings.partial_shipments = true;
+    engine.upsert_merchant(settings);
+    let skus: Vec<Sku> = (0..SKUS).map(|i| Sku::new(&format!("sku-{i}"))).collect();
+    let fcs: Vec<FcId> = (0..FCS).map(|i| FcId::new(&format!("fc-{i}"))).collect();
+    // Make every SKU known, with nothing on hand.
+    for chunk in skus.chunks(10_000) {
+        let changes: Vec<InventoryChange> = chunk
+            .iter()
+            .map(|sku| InventoryChange {
+                sku: sku.clone(),
+                fc: fcs[0].clone(),
+                change: CountChange::Set(0),
+            })
+            .collect();
+        engine.update_inventory(&merchant, &changes).unwrap();
+    }
+
+    let zipf = Zipf::new(SKUS, ZIPF_EXPONENT);
+    let orders = orders_count();
+    let mut rng = Rng(7);
+    let mut demand = vec![0u64; SKUS];
+    let requests: Vec<OrderRequest> = (0..orders)
+        .map(|n| {
+            let line_count = 1 + (rng.next_u64() % 5) as usize;
+            let mut lines: Vec<OrderLine> = Vec::with_capacity(line_count);
+            while lines.len() < line_count {
+                let sku = zipf.sample(rng.unit());
+                if lines.iter().all(|line| line.sku != skus[sku]) {
+                    let quantity = 1 + (rng.next_u64() % 3) as u32;
+                    demand[sku] += u64::from(quantity);
+                    lines.push(OrderLine {
+                        sku: skus[sku].clone(),
+                        quantity,
+                    });
+                }
+            }
+            OrderRequest {
+                merchant_id: merchant.clone(),
+                order_id: format!("o{n}").as_str().into(),
+                purchase_time: Timestamp::from_seconds((rng.next_u64() % 86_400) as i64),
+                lines,
+                assigned_fc: None,
+                partial_shipments: None,
+                channel: Channel::Direct,
+                marketplace_status: MarketplaceStatus::Ready,
+                hold_reason: None,
+            }
+        })
+        .collect();
+    requests.into_par_iter().for_each(|request| {
+        engine.allocate(request, Timestamp::default()).unwrap();
+    });
+
+    let mut changes = Vec::new();
+    for (sku, &wanted) in demand.iter().enumerate() {
+        let mut left = wanted / 2;
+        while left > 0 {
+            let units = left.min(1 + rng.next_u64() % 8);
+            changes.push((sku, (rng.next_u64() % FCS as u64) as usize, units));
+            left -= units;
+        }
+    }
+    let mut cells = std::collections::HashMap::new();
+    for (sku, fc, units) in changes {
+        *cells.entry((sku, fc)).or_insert(0u64) += units;
+    }
+    let changes: Vec<InventoryChange> = cells
+        .into_iter()
+        .map(|((sku, fc), units)| InventoryChange {
+            sku: skus[sku].clone(),
+            fc: fcs[fc].clone(),
+            change: CountChange::Set(units),
+        })
+        .collect();
+    for chunk in changes.chunks(10_000) {
+        engine.update_inventory(&merchant, chunk).unwrap();
+    }
+    engine
+}
+
+fn main() {
+    let engine = build();
+    println!("built {}", std::process::id());
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    let counts = engine.reprocess(None);
+    println!("pass {:?} {:?}", started.elapsed(), counts.allocated);
+}
