@@ -355,6 +355,13 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Decoded<u64> {
+        // Most numbers are one byte: no loop for them.
+        if let Some(&byte) = self.bytes.get(self.position) {
+            if byte < 0x80 {
+                self.position += 1;
+                return Ok(u64::from(byte));
+            }
+        }
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = self.u8()?;
