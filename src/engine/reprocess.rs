@@ -277,8 +277,8 @@ impl Engine {
             }
             for (line, &sku) in lines.zip(numbers) {
                 let queue = &mut queues[sku as usize];
-                // A number seen twice in one order (a hash collision) is
-                // queued once: an order must never wait for itself.
+                // A SKU on two lines of one order (or two SKUs whose hashes
+                // collide) is queued once: an order must never wait for itself.
                 if live[sku as usize] && queue.last() != Some(&index) {
                     positions[line] = queue.len() as u32;
                     queue.push(index);
