@@ -10,7 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
-use allocation::model::{Channel, MarketplaceStatus, OrderLine, OrderRequest, Timestamp};
+use allocation::model::{Channel, FcId, MarketplaceStatus, OrderLine, OrderRequest, Timestamp};
 use allocation::policy::{decide, Rules, StockMatrix};
 
 const SKUS: usize = 10_000;
@@ -24,7 +24,7 @@ fn stocked_engine() -> Engine {
             .flat_map(|&sku| {
                 (0..FCS).map(move |fc| InventoryChange {
                     sku: format!("sku-{sku}").as_str().into(),
-                    fc: format!("fc-{fc}").as_str().into(),
+                    fc: FcId::new(&format!("fc-{fc}")),
                     change: CountChange::Set(u64::from(u32::MAX)),
                 })
             })

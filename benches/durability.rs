@@ -87,7 +87,7 @@ fn populate(engine: &Engine, skus: usize, orders: usize) {
                     let name = Sku::new(&format!("sku-{sku}"));
                     fcs.iter().map(move |fc| InventoryChange {
                         sku: name.clone(),
-                        fc: fc.clone(),
+                        fc: *fc,
                         change: CountChange::Set(1_000),
                     })
                 })

@@ -53,7 +53,7 @@ fn build() -> Engine {
             .iter()
             .map(|sku| InventoryChange {
                 sku: sku.clone(),
-                fc: fcs[0].clone(),
+                fc: fcs[0],
                 change: CountChange::Set(0),
             })
             .collect();
@@ -113,7 +113,7 @@ fn build() -> Engine {
         .into_iter()
         .map(|((sku, fc), units)| InventoryChange {
             sku: skus[sku].clone(),
-            fc: fcs[fc].clone(),
+            fc: fcs[fc],
             change: CountChange::Set(units),
         })
         .collect();

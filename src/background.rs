@@ -66,13 +66,13 @@ mod tests {
     use super::*;
     use crate::engine::{CountChange, Engine, EngineConfig, InventoryChange};
     use crate::model::{
-        Channel, MarketplaceStatus, OrderKey, OrderLine, OrderRequest, OrderStatus, Timestamp,
+        Channel, FcId, MarketplaceStatus, OrderKey, OrderLine, OrderRequest, OrderStatus, Timestamp,
     };
 
     fn stock(engine: &Engine, units: u64) {
         let change = InventoryChange {
             sku: "a".into(),
-            fc: "fc".into(),
+            fc: FcId::new("fc"),
             change: CountChange::Set(units),
         };
         engine.update_inventory(&"m".into(), &[change]).unwrap();

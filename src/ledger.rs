@@ -90,7 +90,7 @@ impl SkuRecord {
         let i = match self.fcs.binary_search_by(|row| row.fc.cmp(fc)) {
             Ok(i) => i,
             Err(i) => {
-                self.fcs.insert(i, FcStock::new(fc.clone()));
+                self.fcs.insert(i, FcStock::new(*fc));
                 i
             }
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
 use allocation::model::{
-    Channel, MarketplaceStatus, OrderLine, OrderRequest, OrderStatus, Timestamp,
+    Channel, FcId, MarketplaceStatus, OrderLine, OrderRequest, OrderStatus, Timestamp,
 };
 
 const SKUS: usize = 12;
@@ -53,7 +53,7 @@ fn racing_allocations_never_over_reserve() {
         .flat_map(|sku| {
             (0..FCS).map(move |fc| InventoryChange {
                 sku: format!("sku-{sku}").as_str().into(),
-                fc: format!("fc-{fc}").as_str().into(),
+                fc: FcId::new(&format!("fc-{fc}")),
                 change: CountChange::Set(UNITS_PER_CELL),
             })
         })
@@ -107,7 +107,7 @@ fn exactly_one_of_many_racers_gets_the_last_unit() {
             &"m".into(),
             &[InventoryChange {
                 sku: "last".into(),
-                fc: "fc".into(),
+                fc: FcId::new("fc"),
                 change: CountChange::Set(1),
             }],
         )

@@ -181,7 +181,7 @@ impl Model {
                         .unwrap()
                         .reserved += q;
                     order.allocations.push(Allocation {
-                        fc: (*fc).into(),
+                        fc: FcId::new(fc),
                         sku: sku.into(),
                         quantity: q as u32,
                     });
@@ -262,7 +262,7 @@ impl Model {
 fn set(sku: &str, fc: &str, change: CountChange) -> InventoryChange {
     InventoryChange {
         sku: sku.into(),
-        fc: fc.into(),
+        fc: FcId::new(fc),
         change,
     }
 }

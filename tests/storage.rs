@@ -14,8 +14,8 @@ use allocation::engine::{
 use allocation::error::Error;
 use allocation::ledger::SkuInfo;
 use allocation::model::{
-    Channel, FifoStrategy, LabelSource, MarketplaceStatus, Merchant, MerchantId, Order, OrderKey,
-    OrderLine, OrderRequest, OrderStatus, Sku, Timestamp, TrackingEvent, TrackingStatus,
+    Channel, FcId, FifoStrategy, LabelSource, MarketplaceStatus, Merchant, MerchantId, Order,
+    OrderKey, OrderLine, OrderRequest, OrderStatus, Sku, Timestamp, TrackingEvent, TrackingStatus,
 };
 use allocation::storage::{store, FsyncPolicy, OpenError, Store, StoreConfig};
 
@@ -77,7 +77,7 @@ fn churn(engine: &Engine, rng: &mut Rng, prefix: &str, steps: usize) {
             2 | 3 => {
                 let change = InventoryChange {
                     sku: sku(rng.below(SKUS)),
-                    fc: format!("fc-{}", rng.below(FCS)).as_str().into(),
+                    fc: FcId::new(&format!("fc-{}", rng.below(FCS))),
                     change: if rng.below(2) == 0 {
                         CountChange::Set(rng.below(6) as u64)
                     } else {
@@ -140,8 +140,8 @@ fn ship_somewhere(engine: &Engine, order: OrderKey, tracking: &str) -> Result<Or
         .order(&order)?
         .allocations
         .first()
-        .map(|allocation| allocation.fc.clone())
-        .unwrap_or_else(|| "fc-0".into());
+        .map(|allocation| allocation.fc)
+        .unwrap_or_else(|| FcId::new("fc-0"));
     engine.ship(ShipRequest {
         order,
         fc,

@@ -271,7 +271,7 @@ pub(super) fn allocate_locked(
             None => unreachable!("the policy picked stock of a SKU with no record"),
         }
         order.allocations.push(Allocation {
-            fc: fc.clone(),
+            fc: *fc,
             sku: key.sku.clone(),
             // A pick never exceeds its line's quantity, which is a u32.
             quantity: pick.quantity as u32,
@@ -303,7 +303,7 @@ fn candidate_fcs(
     request: &OrderRequest,
 ) -> Vec<FcId> {
     if let Some(assigned) = &request.assigned_fc {
-        return vec![assigned.clone()];
+        return vec![*assigned];
     }
     let mut ranked: Vec<(usize, &FcId)> = Vec::new();
     for record in records.iter().flatten() {
@@ -314,5 +314,5 @@ fn candidate_fcs(
         }
     }
     ranked.sort_unstable();
-    ranked.into_iter().map(|(_, fc)| fc.clone()).collect()
+    ranked.into_iter().map(|(_, fc)| *fc).collect()
 }

@@ -108,7 +108,7 @@ impl Engine {
                 let units = u64::from(allocation.quantity);
                 let cell = (
                     SkuKey::new(&order.request.merchant_id, &allocation.sku),
-                    allocation.fc.clone(),
+                    allocation.fc,
                 );
                 let totals = from_orders.entry(cell).or_default();
                 totals.0 += units;
@@ -129,7 +129,7 @@ impl Engine {
                     ));
                 }
                 let expected = from_orders
-                    .remove(&(key.clone(), row.fc.clone()))
+                    .remove(&(key.clone(), row.fc))
                     .unwrap_or_default();
                 if expected != (row.reserved, row.picked) {
                     audit.violations.push(format!(

@@ -91,7 +91,7 @@ impl Engine {
             request.tracking_number.clone(),
             request.carrier.clone(),
             request.label_source,
-            request.fc.clone(),
+            request.fc,
             leaving,
             request.at,
         ));

@@ -32,7 +32,7 @@ fn change(
 ) -> crate::error::Result<InventoryOutcome> {
     let change = InventoryChange {
         sku: sku.into(),
-        fc: fc.into(),
+        fc: FcId::new(fc),
         change,
     };
     engine.update_inventory(&M.into(), &[change])
@@ -76,7 +76,7 @@ fn allocate(engine: &Engine, request: OrderRequest) -> Order {
 
 fn allocation(fc: &str, sku: &str, quantity: u32) -> Allocation {
     Allocation {
-        fc: fc.into(),
+        fc: FcId::new(fc),
         sku: sku.into(),
         quantity,
     }
@@ -137,7 +137,7 @@ fn fc_choice_follows_merchant_priority_then_fc_id() {
         FcId::new("fc-a")
     );
     let mut merchant = Merchant::with_defaults(M.into());
-    merchant.fc_priority = vec!["fc-c".into()];
+    merchant.fc_priority = vec![FcId::new("fc-c")];
     e.upsert_merchant(merchant);
     // Listed FCs first.
     assert_eq!(
@@ -273,7 +273,7 @@ fn assigned_fc_ships_whole_or_waits_never_elsewhere() {
     set(&e, "a", "fc1", 1);
     set(&e, "a", "fc2", 10);
     let mut assigned = partial(request("o1", 0, &[("a", 2)]));
-    assigned.assigned_fc = Some("fc1".into());
+    assigned.assigned_fc = Some(FcId::new("fc1"));
     let order = allocate(&e, assigned);
     assert_eq!(order.status, OrderStatus::Exception);
     assert_eq!(
@@ -283,7 +283,7 @@ fn assigned_fc_ships_whole_or_waits_never_elsewhere() {
     assert_eq!(available(&e, "a", "fc2"), 10);
 
     let mut assigned = request("o2", 0, &[("a", 2)]);
-    assigned.assigned_fc = Some("fc2".into());
+    assigned.assigned_fc = Some(FcId::new("fc2"));
     assert_eq!(
         allocate(&e, assigned).allocations,
         vec![allocation("fc2", "a", 2)]
@@ -467,12 +467,12 @@ fn a_batch_of_inventory_changes_is_all_or_nothing() {
         &[
             InventoryChange {
                 sku: "a".into(),
-                fc: "fc1".into(),
+                fc: FcId::new("fc1"),
                 change: CountChange::Set(9),
             },
             InventoryChange {
                 sku: "b".into(),
-                fc: "fc1".into(),
+                fc: FcId::new("fc1"),
                 change: CountChange::Adjust(-1),
             },
         ],

@@ -46,6 +46,21 @@ impl Violations {
         false
     }
 
+    /// Check an FC id as [`Violations::id`] does, and intern it (`None` when
+    /// it is invalid or the process holds too many FC names).
+    pub(super) fn fc(&mut self, field: &str, value: &str) -> Option<FcId> {
+        if !self.id(field, value) {
+            return None;
+        }
+        match FcId::intern(value) {
+            Ok(fc) => Some(fc),
+            Err(full) => {
+                self.add(field, full.to_string());
+                None
+            }
+        }
+    }
+
     pub(super) fn text(&mut self, field: &str, value: &str) {
         if value.len() > TEXT_BYTES_MAX {
             self.add(
@@ -193,9 +208,9 @@ pub fn order_request(order: proto::Order, prefix: &str) -> Result<OrderRequest> 
             quantity,
         });
     }
-    if let Some(fc) = &assigned_fc_id {
-        v.id(&format!("{prefix}.assigned_fc_id"), fc);
-    }
+    let assigned_fc = assigned_fc_id
+        .as_deref()
+        .and_then(|fc| v.fc(&format!("{prefix}.assigned_fc_id"), fc));
     let channel = v.enumeration::<proto::Channel>(&format!("{prefix}.channel"), channel);
     let marketplace_status = v.enumeration::<proto::MarketplaceStatus>(
         &format!("{prefix}.marketplace_status"),
@@ -208,7 +223,7 @@ pub fn order_request(order: proto::Order, prefix: &str) -> Result<OrderRequest> 
         order_id: OrderId::new(&order_id),
         purchase_time,
         lines: order_lines,
-        assigned_fc: assigned_fc_id.as_deref().map(FcId::new),
+        assigned_fc,
         partial_shipments,
         channel: match channel {
             Some(proto::Channel::Marketplace) => Channel::Marketplace,
@@ -244,7 +259,15 @@ pub fn merchant(merchant: proto::Merchant) -> Result<Merchant> {
     v.id("merchant_id", &merchant_id);
     let fifo = v.enumeration::<proto::FifoStrategy>("fifo_strategy", fifo_strategy);
     v.count("fc_priority", fc_priority.len(), LIST_ENTRIES_MAX);
-    unique_ids(&mut v, "fc_priority", &fc_priority);
+    let mut ranked_fcs = Vec::with_capacity(fc_priority.len().min(LIST_ENTRIES_MAX));
+    for (i, name) in fc_priority.iter().enumerate().take(LIST_ENTRIES_MAX) {
+        let field = format!("fc_priority[{i}]");
+        match v.fc(&field, name) {
+            Some(fc) if ranked_fcs.contains(&fc) => v.add(field, format!("{name} is listed twice")),
+            Some(fc) => ranked_fcs.push(fc),
+            None => {}
+        }
+    }
     v.count("split_tags", split_tags.len(), LIST_ENTRIES_MAX);
     unique_ids(&mut v, "split_tags", &split_tags);
     v.finish(Merchant {
@@ -255,7 +278,7 @@ pub fn merchant(merchant: proto::Merchant) -> Result<Merchant> {
             Some(proto::FifoStrategy::Partial) => FifoStrategy::Partial,
             _ => FifoStrategy::None,
         },
-        fc_priority: fc_priority.iter().map(|fc| FcId::new(fc)).collect(),
+        fc_priority: ranked_fcs,
         auto_acknowledge,
         accept_regardless_of_inventory,
         split_tags,
@@ -332,8 +355,8 @@ fn inventory_changes(
         entries.into_iter().enumerate().take(INVENTORY_ENTRIES_MAX)
     {
         let sku_ok = v.id(&format!("{field}[{i}].sku"), &sku);
-        let fc_ok = v.id(&format!("{field}[{i}].fc_id"), &fc_id);
-        if sku_ok && fc_ok && !seen.insert((sku.clone(), fc_id.clone())) {
+        let fc = v.fc(&format!("{field}[{i}].fc_id"), &fc_id);
+        if sku_ok && fc.is_some() && !seen.insert((sku.clone(), fc_id.clone())) {
             v.add(
                 format!("{field}[{i}]"),
                 format!("SKU {sku} at {fc_id} is listed twice"),
@@ -352,11 +375,13 @@ fn inventory_changes(
         if change == CountChange::Adjust(0) {
             v.add(format!("{field}[{i}].delta"), "must not be zero");
         }
-        changes.push(InventoryChange {
-            sku: Sku::new(&sku),
-            fc: FcId::new(&fc_id),
-            change,
-        });
+        if let Some(fc) = fc {
+            changes.push(InventoryChange {
+                sku: Sku::new(&sku),
+                fc,
+                change,
+            });
+        }
     }
     v.finish((MerchantId::new(merchant_id), changes))
 }

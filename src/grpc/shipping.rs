@@ -4,8 +4,8 @@
 use crate::engine::{ShipRequest, TrackingScan};
 use crate::error::Result;
 use crate::model::{
-    ClaimEligibility, EventKind, FcId, LabelSource, MerchantId, Order, OrderEvent, OrderId,
-    OrderKey, Timestamp, TrackingEvent, TrackingStatus,
+    ClaimEligibility, EventKind, LabelSource, MerchantId, Order, OrderEvent, OrderId, OrderKey,
+    Timestamp, TrackingEvent, TrackingStatus,
 };
 
 use super::convert::{self, Violations};
@@ -25,7 +25,7 @@ pub fn ship_request(request: proto::ShipOrderRequest) -> Result<ShipRequest> {
     let mut v = Violations::default();
     v.id("merchant_id", &merchant_id);
     v.id("order_id", &order_id);
-    v.id("fc_id", &fc_id);
+    let fc = v.fc("fc_id", &fc_id);
     v.id("tracking_number", &tracking_number);
     if carrier.is_empty() {
         v.add("carrier", "must not be empty");
@@ -43,9 +43,13 @@ pub fn ship_request(request: proto::ShipOrderRequest) -> Result<ShipRequest> {
         }
         None => LabelSource::Prepaid,
     };
-    v.finish(ShipRequest {
+    // `fc` is `None` only after a violation, so `finish` has failed by then.
+    let Some(fc) = v.finish(fc)? else {
+        return Err(crate::error::Error::invalid("fc_id", "invalid"));
+    };
+    Ok(ShipRequest {
         order: OrderKey::new(&MerchantId::new(&merchant_id), &OrderId::new(&order_id)),
-        fc: FcId::new(&fc_id),
+        fc,
         tracking_number,
         carrier,
         label_source,

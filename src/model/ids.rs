@@ -59,10 +59,6 @@ id_type!(
     /// A stock-keeping unit code, unique within its merchant.
     Sku
 );
-id_type!(
-    /// A fulfillment center.
-    FcId
-);
 
 /// Inventory is owned per merchant: two merchants may use the same SKU code
 /// for different products.

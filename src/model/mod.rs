@@ -3,6 +3,7 @@
 
 pub mod calendar;
 mod event;
+mod fc_id;
 mod ids;
 mod merchant;
 mod order;
@@ -10,7 +11,8 @@ mod shipment;
 mod time;
 
 pub use event::{EventKind, OrderEvent};
-pub use ids::{FcId, MerchantId, OrderId, OrderKey, Sku, SkuKey};
+pub use fc_id::{FcId, TooManyFcs, FC_IDS_MAX};
+pub use ids::{MerchantId, OrderId, OrderKey, Sku, SkuKey};
 pub use merchant::{FifoStrategy, Merchant};
 pub use order::{
     Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, MarketplaceStatus, Order,

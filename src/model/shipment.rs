@@ -216,7 +216,7 @@ mod tests {
             "1Z1".into(),
             "UPS".into(),
             label_source,
-            "fc".into(),
+            FcId::new("fc"),
             Vec::new(),
             at(FRIDAY_5PM),
         )

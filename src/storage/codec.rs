@@ -117,7 +117,7 @@ impl Writer {
             FifoStrategy::Full => 1,
             FifoStrategy::Partial => 2,
         });
-        self.strings(merchant.fc_priority.iter().map(FcId::as_str));
+        self.strings(merchant.fc_priority.iter().map(|fc| fc.as_str()));
         self.bool(merchant.auto_acknowledge);
         self.bool(merchant.accept_regardless_of_inventory);
         self.strings(merchant.split_tags.iter().map(String::as_str));
@@ -183,7 +183,7 @@ impl Writer {
             self.str(line.sku.as_str());
             self.quantity(line.quantity);
         }
-        self.option_str(request.assigned_fc.as_ref().map(FcId::as_str));
+        self.option_str(request.assigned_fc.map(FcId::as_str));
         self.u8(match request.partial_shipments {
             None => 0,
             Some(false) => 1,
@@ -301,7 +301,18 @@ impl<'a> Reader<'a> {
 
     fn fc(&mut self) -> Decoded<FcId> {
         let text = self.str()?;
-        Ok(interned(&mut self.fcs, text, FcId::new))
+        if let Some(&fc) = self.fcs.iter().find(|fc| fc.as_str() == text) {
+            return Ok(fc);
+        }
+        match FcId::intern(text) {
+            Ok(fc) => {
+                if self.fcs.len() < 64 {
+                    self.fcs.push(fc);
+                }
+                Ok(fc)
+            }
+            Err(full) => self.error(full.to_string()),
+        }
     }
 
     fn merchant_id(&mut self) -> Decoded<MerchantId> {
@@ -632,7 +643,7 @@ impl<'a> Reader<'a> {
         let mut items = Vec::with_capacity(item_count);
         for _ in 0..item_count {
             items.push(Allocation {
-                fc: fc.clone(),
+                fc,
                 sku: Sku::new(self.str()?),
                 quantity: self.quantity()?,
             });
@@ -702,7 +713,7 @@ mod tests {
                         quantity: 1_000_000,
                     },
                 ],
-                assigned_fc: Some("fc".into()),
+                assigned_fc: Some(FcId::new("fc")),
                 partial_shipments: Some(false),
                 channel: Channel::Marketplace,
                 marketplace_status: MarketplaceStatus::Ready,
@@ -710,7 +721,7 @@ mod tests {
             },
             status: OrderStatus::PartiallyAllocated,
             allocations: vec![Allocation {
-                fc: "fc".into(),
+                fc: FcId::new("fc"),
                 sku: "a".into(),
                 quantity: 3,
             }],
@@ -727,9 +738,9 @@ mod tests {
                     "1Z999".into(),
                     "UPS".into(),
                     LabelSource::Service,
-                    "fc-2".into(),
+                    FcId::new("fc-2"),
                     vec![Allocation {
-                        fc: "fc-2".into(),
+                        fc: FcId::new("fc-2"),
                         sku: "a".into(),
                         quantity: 2,
                     }],
@@ -771,7 +782,7 @@ mod tests {
     fn effects_round_trip() {
         let merchant = Merchant {
             fifo_strategy: FifoStrategy::Partial,
-            fc_priority: vec!["b".into(), "a".into()],
+            fc_priority: vec![FcId::new("b"), FcId::new("a")],
             split_tags: vec!["cold".into()],
             ..Merchant::with_defaults("m".into())
         };
@@ -784,13 +795,13 @@ mod tests {
             },
             fcs: vec![
                 FcStock {
-                    fc: "a".into(),
+                    fc: FcId::new("a"),
                     on_hand: 5,
                     reserved: 3,
                     picked: 1,
                 },
                 FcStock {
-                    fc: "b".into(),
+                    fc: FcId::new("b"),
                     on_hand: u64::MAX,
                     reserved: 0,
                     picked: 0,

@@ -15,7 +15,7 @@ const HOUR: i64 = 3_600;
 fn ship(e: &Engine, id: &str, fc: &str, tracking: &str) -> crate::error::Result<Order> {
     e.ship(ShipRequest {
         order: key(id),
-        fc: fc.into(),
+        fc: FcId::new(fc),
         tracking_number: tracking.into(),
         carrier: "UPS".into(),
         label_source: LabelSource::Service,
