@@ -39,7 +39,7 @@ fn ledger(keys: &[SkuKey]) -> Ledger {
             fcs: fcs()
                 .into_iter()
                 .map(|fc| FcStock {
-                    on_hand: u64::MAX / 2,
+                    on_hand: u32::MAX,
                     ..FcStock::new(fc)
                 })
                 .collect(),

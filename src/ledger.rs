@@ -19,17 +19,19 @@ use crate::model::{FcId, SkuKey};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// Stock of one SKU at one FC.
+/// Stock of one SKU at one FC: 16 bytes, so a SKU's rows for ten FCs fit
+/// in three cache lines. Counts are 32-bit because an on-hand count is
+/// capped at `limits::UNITS_MAX` (< 2^32) and `picked <= reserved <= on_hand`.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct FcStock {
     pub fc: FcId,
     /// Units physically there, including reserved and picked ones not yet shipped.
-    pub on_hand: u64,
+    pub on_hand: u32,
     /// Units promised to orders.
-    pub reserved: u64,
+    pub reserved: u32,
     /// The part of `reserved` that belongs to picked orders: frozen until
     /// shipped or cancelled, and a count may never go below it.
-    pub picked: u64,
+    pub picked: u32,
 }
 
 impl FcStock {
@@ -42,7 +44,7 @@ impl FcStock {
         }
     }
 
-    pub fn available(&self) -> u64 {
+    pub fn available(&self) -> u32 {
         self.on_hand - self.reserved
     }
 
@@ -90,6 +92,10 @@ impl SkuRecord {
         let i = match self.fcs.binary_search_by(|row| row.fc.cmp(fc)) {
             Ok(i) => i,
             Err(i) => {
+                // Rows are added rarely (once per SKU and FC) and read on
+                // every allocation: grow by one rather than by doubling, so
+                // a SKU's rows hold no spare capacity.
+                self.fcs.reserve_exact(1);
                 self.fcs.insert(i, FcStock::new(*fc));
                 i
             }
@@ -97,13 +103,13 @@ impl SkuRecord {
         &mut self.fcs[i]
     }
 
-    pub fn available_at(&self, fc: &FcId) -> u64 {
+    pub fn available_at(&self, fc: &FcId) -> u32 {
         self.fc(fc).map_or(0, FcStock::available)
     }
 
     /// Promise `quantity` units at `fc` to an order. The caller has checked
     /// availability under the same lock; a failure here is a bug.
-    pub fn reserve(&mut self, fc: &FcId, quantity: u64) {
+    pub fn reserve(&mut self, fc: &FcId, quantity: u32) {
         let row = self.fc_mut(fc);
         assert!(
             row.available() >= quantity,
@@ -113,7 +119,7 @@ impl SkuRecord {
     }
 
     /// Give back units an order had reserved (picked ones too, when `picked`).
-    pub fn unreserve(&mut self, fc: &FcId, quantity: u64, picked: bool) {
+    pub fn unreserve(&mut self, fc: &FcId, quantity: u32, picked: bool) {
         let row = self.fc_mut(fc);
         assert!(row.reserved >= quantity, "unreserving more than reserved");
         row.reserved -= quantity;
@@ -126,7 +132,7 @@ impl SkuRecord {
 
     /// Units an order had reserved leave the building: `on_hand` and
     /// `reserved` both drop (and `picked`, when the order was picked).
-    pub fn ship(&mut self, fc: &FcId, quantity: u64, picked: bool) {
+    pub fn ship(&mut self, fc: &FcId, quantity: u32, picked: bool) {
         self.unreserve(fc, quantity, picked);
         let row = self.fc_mut(fc);
         // Reserved units are part of on_hand, so this cannot underflow.
@@ -135,7 +141,7 @@ impl SkuRecord {
     }
 
     /// Freeze reserved units because their order was picked.
-    pub fn pick(&mut self, fc: &FcId, quantity: u64) {
+    pub fn pick(&mut self, fc: &FcId, quantity: u32) {
         let row = self.fc_mut(fc);
         row.picked += quantity;
         row.check();
@@ -143,7 +149,10 @@ impl SkuRecord {
 
     pub fn totals(&self) -> (u64, u64) {
         self.fcs.iter().fold((0, 0), |(on_hand, reserved), row| {
-            (on_hand + row.on_hand, reserved + row.reserved)
+            (
+                on_hand + u64::from(row.on_hand),
+                reserved + u64::from(row.reserved),
+            )
         })
     }
 }

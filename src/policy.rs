@@ -16,14 +16,14 @@ pub const EXACT_COVER_FCS_MAX: usize = 12;
 /// Units needed per line, and units available per (line, FC).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StockMatrix {
-    needs: Vec<u64>,
+    needs: Vec<u32>,
     fc_count: usize,
     /// Row-major: `available[line * fc_count + fc]`.
-    available: Vec<u64>,
+    available: Vec<u32>,
 }
 
 impl StockMatrix {
-    pub fn new(needs: Vec<u64>, fc_count: usize) -> Self {
+    pub fn new(needs: Vec<u32>, fc_count: usize) -> Self {
         let cells = needs.len() * fc_count;
         Self {
             needs,
@@ -32,11 +32,11 @@ impl StockMatrix {
         }
     }
 
-    pub fn set_available(&mut self, line: usize, fc: usize, units: u64) {
+    pub fn set_available(&mut self, line: usize, fc: usize, units: u32) {
         self.available[line * self.fc_count + fc] = units;
     }
 
-    fn available(&self, line: usize, fc: usize) -> u64 {
+    fn available(&self, line: usize, fc: usize) -> u32 {
         self.available[line * self.fc_count + fc]
     }
 
@@ -48,8 +48,11 @@ impl StockMatrix {
         (0..self.lines()).all(|line| self.available(line, fc) >= self.needs[line])
     }
 
+    /// Summed in 64 bits: ten FCs of 32-bit counts can exceed 32 bits.
     fn network_total(&self, line: usize) -> u64 {
-        (0..self.fc_count).map(|fc| self.available(line, fc)).sum()
+        (0..self.fc_count)
+            .map(|fc| u64::from(self.available(line, fc)))
+            .sum()
     }
 }
 
@@ -81,13 +84,13 @@ impl Rules {
 pub struct Pick {
     pub line: usize,
     pub fc: usize,
-    pub quantity: u64,
+    pub quantity: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shortfall {
     pub line: usize,
-    pub quantity: u64,
+    pub quantity: u32,
     pub reason: ExceptionReason,
 }
 
@@ -148,7 +151,7 @@ pub fn decide(matrix: &StockMatrix, rules: Rules) -> Plan {
     let network_fills = totals
         .iter()
         .zip(&matrix.needs)
-        .all(|(total, need)| total >= need);
+        .all(|(&total, &need)| total >= u64::from(need));
 
     if network_fills {
         return if rules.split {
@@ -167,10 +170,10 @@ pub fn decide(matrix: &StockMatrix, rules: Rules) -> Plan {
     }
 
     // Take what is there, from as few FCs as possible; the rest waits.
-    let takes: Vec<u64> = totals
+    let takes: Vec<u32> = totals
         .iter()
         .zip(&matrix.needs)
-        .map(|(&total, &need)| total.min(need))
+        .map(|(&total, &need)| take(total, need))
         .collect();
     let shortfalls = (0..matrix.lines())
         .filter(|&line| takes[line] < matrix.needs[line])
@@ -186,9 +189,14 @@ pub fn decide(matrix: &StockMatrix, rules: Rules) -> Plan {
     }
 }
 
+/// What a line can take: all it needs, or all the network has if less.
+fn take(network_total: u64, need: u32) -> u32 {
+    u32::try_from(network_total).map_or(need, |total| total.min(need))
+}
+
 /// Cover `takes` (which the network as a whole can give) with the fewest FCs,
 /// then take each line's units from the chosen FCs in rank order.
-fn split_across_fewest_fcs(matrix: &StockMatrix, takes: &[u64]) -> Vec<Pick> {
+fn split_across_fewest_fcs(matrix: &StockMatrix, takes: &[u32]) -> Vec<Pick> {
     let chosen = if matrix.fc_count <= EXACT_COVER_FCS_MAX {
         fewest_fcs_exact(matrix, takes)
     } else {
@@ -212,18 +220,18 @@ fn split_across_fewest_fcs(matrix: &StockMatrix, takes: &[u64]) -> Vec<Pick> {
     picks
 }
 
-fn covers(matrix: &StockMatrix, takes: &[u64], fcs: &[usize]) -> bool {
+fn covers(matrix: &StockMatrix, takes: &[u32], fcs: &[usize]) -> bool {
     takes.iter().enumerate().all(|(line, &take)| {
         fcs.iter()
-            .map(|&fc| matrix.available(line, fc))
+            .map(|&fc| u64::from(matrix.available(line, fc)))
             .sum::<u64>()
-            >= take
+            >= u64::from(take)
     })
 }
 
 /// The smallest set of FCs that covers `takes`; among sets of that size, the
 /// first in rank order (lexicographic over ranked indexes).
-fn fewest_fcs_exact(matrix: &StockMatrix, takes: &[u64]) -> Vec<usize> {
+fn fewest_fcs_exact(matrix: &StockMatrix, takes: &[u32]) -> Vec<usize> {
     let n = matrix.fc_count;
     for size in 1..=n {
         let mut combination: Vec<usize> = (0..size).collect();
@@ -246,7 +254,7 @@ fn fewest_fcs_exact(matrix: &StockMatrix, takes: &[u64]) -> Vec<usize> {
 
 /// Repeatedly choose the FC that covers the most still-needed units (ties:
 /// rank). Returned in rank order.
-fn fewest_fcs_greedy(matrix: &StockMatrix, takes: &[u64]) -> Vec<usize> {
+fn fewest_fcs_greedy(matrix: &StockMatrix, takes: &[u32]) -> Vec<usize> {
     let mut remaining = takes.to_vec();
     let mut chosen: Vec<usize> = Vec::new();
     while remaining.iter().any(|&units| units > 0) {
@@ -254,7 +262,7 @@ fn fewest_fcs_greedy(matrix: &StockMatrix, takes: &[u64]) -> Vec<usize> {
             remaining
                 .iter()
                 .enumerate()
-                .map(|(line, &units)| units.min(matrix.available(line, fc)))
+                .map(|(line, &units)| u64::from(units.min(matrix.available(line, fc))))
                 .sum()
         };
         let best = (0..matrix.fc_count)
@@ -281,7 +289,7 @@ mod tests {
     use ExceptionReason::*;
 
     /// `available[line][fc]`.
-    fn matrix(needs: &[u64], available: &[&[u64]]) -> StockMatrix {
+    fn matrix(needs: &[u32], available: &[&[u32]]) -> StockMatrix {
         let fcs = available.first().map_or(0, |row| row.len());
         let mut m = StockMatrix::new(needs.to_vec(), fcs);
         for (line, row) in available.iter().enumerate() {
@@ -292,11 +300,11 @@ mod tests {
         m
     }
 
-    fn pick(line: usize, fc: usize, quantity: u64) -> Pick {
+    fn pick(line: usize, fc: usize, quantity: u32) -> Pick {
         Pick { line, fc, quantity }
     }
 
-    fn short(line: usize, quantity: u64, reason: ExceptionReason) -> Shortfall {
+    fn short(line: usize, quantity: u32, reason: ExceptionReason) -> Shortfall {
         Shortfall {
             line,
             quantity,
@@ -450,7 +458,7 @@ mod tests {
         m.set_available(1, fcs - 2, 9);
         let plan = decide(&m, PARTIAL);
         for line in 0..2 {
-            let units: u64 = plan
+            let units: u32 = plan
                 .picks
                 .iter()
                 .filter(|p| p.line == line)
@@ -476,14 +484,14 @@ mod tests {
         for _ in 0..500 {
             let lines = 1 + (next() % 4) as usize;
             let fcs = 1 + (next() % 6) as usize;
-            let mut m = StockMatrix::new((0..lines).map(|_| 1 + next() % 5).collect(), fcs);
+            let mut m = StockMatrix::new((0..lines).map(|_| 1 + next() as u32 % 5).collect(), fcs);
             for line in 0..lines {
                 for fc in 0..fcs {
-                    m.set_available(line, fc, next() % 4);
+                    m.set_available(line, fc, next() as u32 % 4);
                 }
             }
-            let takes: Vec<u64> = (0..lines)
-                .map(|line| m.network_total(line).min(m.needs[line]))
+            let takes: Vec<u32> = (0..lines)
+                .map(|line| take(m.network_total(line), m.needs[line]))
                 .collect();
             let exact = fewest_fcs_exact(&m, &takes);
             let greedy = fewest_fcs_greedy(&m, &takes);

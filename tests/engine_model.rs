@@ -463,9 +463,9 @@ fn run(seed: u64) {
             let view = engine.inventory(&"m".into(), &sku.as_str().into()).unwrap();
             let row = view.fcs.iter().find(|r| r.fc.as_str() == fc).unwrap();
             let got = Cell {
-                on_hand: row.on_hand,
-                reserved: row.reserved,
-                picked: row.picked,
+                on_hand: row.on_hand.into(),
+                reserved: row.reserved.into(),
+                picked: row.picked.into(),
             };
             assert_eq!(got, *cell, "{context}: stock of {sku} at {fc}");
         }

@@ -147,7 +147,7 @@ fn sequential_pass(engine: &Engine) -> PassCounts {
     counts
 }
 
-fn stock(engine: &Engine) -> Vec<(String, String, u64, u64)> {
+fn stock(engine: &Engine) -> Vec<(String, String, u32, u32)> {
     let mut cells = Vec::new();
     for merchant in MERCHANTS {
         for s in 0..SKUS {

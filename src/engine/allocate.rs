@@ -247,7 +247,7 @@ pub(super) fn allocate_locked(
             .request
             .lines
             .iter()
-            .map(|line| u64::from(order.outstanding(line)))
+            .map(|line| order.outstanding(line))
             .collect();
         let mut matrix = StockMatrix::new(needs, fcs.len());
         for (line, record) in records.iter().enumerate() {
@@ -273,8 +273,7 @@ pub(super) fn allocate_locked(
         order.allocations.push(Allocation {
             fc: *fc,
             sku: key.sku.clone(),
-            // A pick never exceeds its line's quantity, which is a u32.
-            quantity: pick.quantity as u32,
+            quantity: pick.quantity,
         });
     }
     order.exceptions = plan
@@ -283,7 +282,7 @@ pub(super) fn allocate_locked(
         .filter(|shortfall| shortfall.quantity > 0)
         .map(|shortfall| ExceptionLine {
             sku: keys[shortfall.line].sku.clone(),
-            quantity: shortfall.quantity as u32,
+            quantity: shortfall.quantity,
             reason: shortfall.reason,
         })
         .collect();

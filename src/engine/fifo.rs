@@ -158,11 +158,10 @@ fn holds_every_unpicked_reservation(
     keys: &[SkuKey],
     orders: &[OrderGuard],
 ) -> bool {
-    let mut held: HashMap<(&Sku, &FcId), u64> = HashMap::new();
+    let mut held: HashMap<(&Sku, &FcId), u32> = HashMap::new();
     for order in orders {
         for allocation in &order.allocations {
-            *held.entry((&allocation.sku, &allocation.fc)).or_default() +=
-                u64::from(allocation.quantity);
+            *held.entry((&allocation.sku, &allocation.fc)).or_default() += allocation.quantity;
         }
     }
     keys.iter().all(|key| {

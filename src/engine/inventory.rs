@@ -62,7 +62,7 @@ pub struct InventoryOutcome {
 struct Planned<'c> {
     key: SkuKey,
     change: &'c InventoryChange,
-    on_hand: u64,
+    on_hand: u32,
     /// More units than before: for a FIFO merchant, a release must follow.
     increased: bool,
 }
@@ -264,14 +264,17 @@ fn plan<'c>(
                     })?
                 }
             };
-            if on_hand > crate::model::limits::UNITS_MAX {
-                return Err(Error::FailedPrecondition(format!(
-                    "SKU {} at {} would hold {on_hand} units, above the limit of {}",
-                    change.sku,
-                    change.fc,
-                    crate::model::limits::UNITS_MAX
-                )));
-            }
+            let on_hand = match u32::try_from(on_hand) {
+                Ok(units) if on_hand <= crate::model::limits::UNITS_MAX => units,
+                _ => {
+                    return Err(Error::FailedPrecondition(format!(
+                        "SKU {} at {} would hold {on_hand} units, above the limit of {}",
+                        change.sku,
+                        change.fc,
+                        crate::model::limits::UNITS_MAX
+                    )))
+                }
+            };
             if on_hand < picked {
                 return Err(Error::FailedPrecondition(format!(
                     "SKU {} at {}: count {on_hand} is below the {picked} units already picked",
@@ -288,7 +291,7 @@ fn plan<'c>(
         .collect()
 }
 
-fn reserved(locked: &Locked<'_>, planned: &Planned<'_>) -> u64 {
+fn reserved(locked: &Locked<'_>, planned: &Planned<'_>) -> u32 {
     locked
         .get(&planned.key)
         .and_then(|record| record.fc(&planned.change.fc))
@@ -303,7 +306,7 @@ fn choose_released(
     planned: &[Planned<'_>],
     holders: &[OrderGuard],
 ) -> Option<Vec<usize>> {
-    let mut still_reserved: HashMap<(&Sku, &FcId), u64> = planned
+    let mut still_reserved: HashMap<(&Sku, &FcId), u32> = planned
         .iter()
         .map(|p| ((&p.change.sku, &p.change.fc), reserved(locked, p)))
         .collect();
@@ -334,7 +337,7 @@ fn choose_released(
             released.push(index);
             for a in &holders[index].allocations {
                 if let Some(units) = still_reserved.get_mut(&(&a.sku, &a.fc)) {
-                    *units -= u64::from(a.quantity);
+                    *units -= a.quantity;
                 }
             }
         }

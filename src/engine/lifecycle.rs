@@ -100,9 +100,7 @@ impl Engine {
         let keys = allocation_keys(&order);
         let mut locked = self.shared.ledger.lock(&keys);
         for (allocation, key) in order.allocations.iter().zip(&keys) {
-            locked
-                .entry(key)
-                .pick(&allocation.fc, u64::from(allocation.quantity));
+            locked.entry(key).pick(&allocation.fc, allocation.quantity);
         }
         order.picked = true;
         order.version += 1;
@@ -148,7 +146,7 @@ pub(super) fn unreserve_allocations(
         let key = SkuKey::new(merchant, &allocation.sku);
         locked
             .entry(&key)
-            .unreserve(&allocation.fc, u64::from(allocation.quantity), picked);
+            .unreserve(&allocation.fc, allocation.quantity, picked);
     }
 }
 

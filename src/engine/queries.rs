@@ -120,8 +120,8 @@ impl Engine {
         }
         self.shared.ledger.for_each(|key, record| {
             for row in &record.fcs {
-                audit.on_hand_units += row.on_hand;
-                audit.reserved_units += row.reserved;
+                audit.on_hand_units += u64::from(row.on_hand);
+                audit.reserved_units += u64::from(row.reserved);
                 if !(row.picked <= row.reserved && row.reserved <= row.on_hand) {
                     audit.violations.push(format!(
                         "{key:?} at {}: picked {} reserved {} on_hand {}",
@@ -131,7 +131,7 @@ impl Engine {
                 let expected = from_orders
                     .remove(&(key.clone(), row.fc))
                     .unwrap_or_default();
-                if expected != (row.reserved, row.picked) {
+                if expected != (u64::from(row.reserved), u64::from(row.picked)) {
                     audit.violations.push(format!(
                         "{key:?} at {}: ledger reserved/picked {}/{} but orders hold {}/{}",
                         row.fc, row.reserved, row.picked, expected.0, expected.1

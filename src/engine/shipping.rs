@@ -85,7 +85,7 @@ impl Engine {
         for (item, key) in leaving.iter().zip(&keys) {
             locked
                 .entry(key)
-                .ship(&item.fc, u64::from(item.quantity), order.picked);
+                .ship(&item.fc, item.quantity, order.picked);
         }
         order.shipments.push(Shipment::labelled(
             request.tracking_number.clone(),

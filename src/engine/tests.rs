@@ -94,7 +94,7 @@ fn key(id: &str) -> OrderKey {
     OrderKey::new(&M.into(), &id.into())
 }
 
-fn available(engine: &Engine, sku: &str, fc: &str) -> u64 {
+fn available(engine: &Engine, sku: &str, fc: &str) -> u32 {
     engine
         .inventory(&M.into(), &sku.into())
         .unwrap()
@@ -456,6 +456,20 @@ fn adjustments_add_and_remove_units_but_never_below_zero() {
     assert_eq!(available(&e, "a", "fc1"), 3);
     assert!(matches!(adjust(-4), Err(Error::FailedPrecondition(_))));
     assert_eq!(available(&e, "a", "fc1"), 3);
+}
+
+#[test]
+fn adjustments_never_take_a_count_past_the_units_limit() {
+    // Each adjustment is within the limit; their sum is not, and would not
+    // fit the ledger's 32-bit count.
+    let e = engine();
+    let max = i64::try_from(crate::model::limits::UNITS_MAX).unwrap();
+    let adjust = |delta| change(&e, "a", "fc1", CountChange::Adjust(delta));
+    adjust(max - 1).unwrap();
+    assert!(matches!(adjust(max), Err(Error::FailedPrecondition(_))));
+    assert_eq!(u64::from(available(&e, "a", "fc1")), max as u64 - 1);
+    adjust(1).unwrap();
+    assert_eq!(u64::from(available(&e, "a", "fc1")), max as u64);
 }
 
 #[test]

@@ -557,10 +557,10 @@ pub fn inventory_view_to_proto(view: &InventoryView) -> proto::InventoryView {
             .iter()
             .map(|row| proto::FcStock {
                 fc_id: row.fc.to_string(),
-                on_hand: row.on_hand,
-                reserved: row.reserved,
-                available: row.available(),
-                picked: row.picked,
+                on_hand: row.on_hand.into(),
+                reserved: row.reserved.into(),
+                available: row.available().into(),
+                picked: row.picked.into(),
             })
             .collect(),
     }

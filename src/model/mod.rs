@@ -38,9 +38,9 @@ pub mod limits {
     pub const BATCH_ORDERS_MAX: usize = 10_000;
     /// Most entries (SKUs, levels, deltas) in one catalog or inventory request.
     pub const INVENTORY_ENTRIES_MAX: usize = 10_000;
-    /// Largest on-hand count and largest absolute adjustment; keeps every sum
-    /// of units far from `u64` overflow.
-    pub const UNITS_MAX: u64 = 1_000_000_000_000;
+    /// Largest on-hand count and largest absolute adjustment. Below 2^32,
+    /// so a ledger count is 32 bits (`ledger::FcStock`).
+    pub const UNITS_MAX: u64 = 4_000_000_000;
     /// Most tags on one SKU, FCs in one priority list, split tags of one merchant.
     pub const LIST_ENTRIES_MAX: usize = 1_000;
     /// Longest free-text field (hold reason, carrier), in bytes.

@@ -132,9 +132,9 @@ impl Writer {
         self.len(record.fcs.len());
         for row in &record.fcs {
             self.str(row.fc.as_str());
-            self.varint(row.on_hand);
-            self.varint(row.reserved);
-            self.varint(row.picked);
+            self.quantity(row.on_hand);
+            self.quantity(row.reserved);
+            self.quantity(row.picked);
         }
     }
 
@@ -480,9 +480,9 @@ impl<'a> Reader<'a> {
         for _ in 0..rows {
             let row = FcStock {
                 fc: self.fc()?,
-                on_hand: self.varint()?,
-                reserved: self.varint()?,
-                picked: self.varint()?,
+                on_hand: self.quantity()?,
+                reserved: self.quantity()?,
+                picked: self.quantity()?,
             };
             if !(row.picked <= row.reserved && row.reserved <= row.on_hand) {
                 return self.error(format!(
@@ -802,7 +802,7 @@ mod tests {
                 },
                 FcStock {
                     fc: FcId::new("b"),
-                    on_hand: u64::MAX,
+                    on_hand: u32::MAX,
                     reserved: 0,
                     picked: 0,
                 },

@@ -36,7 +36,7 @@ fn scan(e: &Engine, tracking: &str, status: TrackingStatus, seconds: i64) -> Ord
     .0
 }
 
-fn on_hand(e: &Engine, sku: &str, fc: &str) -> (u64, u64) {
+fn on_hand(e: &Engine, sku: &str, fc: &str) -> (u32, u32) {
     let view = e.inventory(&M.into(), &sku.into()).unwrap();
     let row = view.fcs.iter().find(|row| row.fc == FcId::new(fc)).unwrap();
     (row.on_hand, row.reserved)
