@@ -80,26 +80,23 @@ pub struct SkuRecord {
 }
 
 impl SkuRecord {
+    /// Found by comparing 4-byte ids, which beats a binary search by name
+    /// over a SKU's few rows.
     pub fn fc(&self, fc: &FcId) -> Option<&FcStock> {
-        self.fcs
-            .binary_search_by(|row| row.fc.cmp(fc))
-            .ok()
-            .map(|i| &self.fcs[i])
+        self.fcs.iter().find(|row| row.fc == *fc)
     }
 
     /// The row of `fc`, created empty if missing.
     pub fn fc_mut(&mut self, fc: &FcId) -> &mut FcStock {
-        let i = match self.fcs.binary_search_by(|row| row.fc.cmp(fc)) {
-            Ok(i) => i,
-            Err(i) => {
-                // Rows are added rarely (once per SKU and FC) and read on
-                // every allocation: grow by one rather than by doubling, so
-                // a SKU's rows hold no spare capacity.
-                self.fcs.reserve_exact(1);
-                self.fcs.insert(i, FcStock::new(*fc));
-                i
-            }
-        };
+        if let Some(i) = self.fcs.iter().position(|row| row.fc == *fc) {
+            return &mut self.fcs[i];
+        }
+        // Rows are added rarely (once per SKU and FC) and read on every
+        // allocation: grow by one rather than by doubling, so a SKU's rows
+        // hold no spare capacity.
+        let i = self.fcs.partition_point(|row| row.fc < *fc);
+        self.fcs.reserve_exact(1);
+        self.fcs.insert(i, FcStock::new(*fc));
         &mut self.fcs[i]
     }
 
