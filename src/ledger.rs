@@ -10,14 +10,12 @@
 //!
 //! Invariant, checked on every change: `picked <= reserved <= on_hand`.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 
+use hashbrown::hash_table::{Entry, HashTable};
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::model::{FcId, SkuKey};
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Stock of one SKU at one FC: 16 bytes, so a SKU's rows for ten FCs fit
 /// in three cache lines. Counts are 32-bit because an on-hand count is
@@ -154,9 +152,35 @@ impl SkuRecord {
     }
 }
 
+/// One stripe's SKUs. A `HashTable` rather than a `HashMap` so that the one
+/// hash of a key that chose the stripe also finds it in the table.
 #[derive(Default)]
 pub struct Stripe {
-    skus: FastMap<SkuKey, SkuRecord>,
+    skus: HashTable<(SkuKey, SkuRecord)>,
+}
+
+impl Stripe {
+    fn get(&self, hash: u64, key: &SkuKey) -> Option<&SkuRecord> {
+        self.skus
+            .find(hash, |(k, _)| k == key)
+            .map(|(_, record)| record)
+    }
+
+    fn get_mut(&mut self, hash: u64, key: &SkuKey) -> Option<&mut SkuRecord> {
+        self.skus
+            .find_mut(hash, |(k, _)| k == key)
+            .map(|(_, record)| record)
+    }
+
+    fn entry(
+        &mut self,
+        hasher: &foldhash::fast::RandomState,
+        hash: u64,
+        key: &SkuKey,
+    ) -> Entry<'_, (SkuKey, SkuRecord)> {
+        self.skus
+            .entry(hash, |(k, _)| k == key, |(k, _)| hasher.hash_one(k))
+    }
 }
 
 /// The striped ledger. Cheap to share behind an `Arc`.
@@ -179,8 +203,19 @@ impl Ledger {
         self.stripes.len()
     }
 
+    fn hash(&self, key: &SkuKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Bits 32 and up of the hash: the table inside the stripe probes from
+    /// the low bits and tags entries with the top 7, so keys that share a
+    /// stripe still spread over its table.
+    fn stripe_of_hash(&self, hash: u64) -> usize {
+        ((hash >> 32) as usize) & (self.stripes.len() - 1)
+    }
+
     pub fn stripe_of(&self, key: &SkuKey) -> usize {
-        (self.hasher.hash_one(key) as usize) & (self.stripes.len() - 1)
+        self.stripe_of_hash(self.hash(key))
     }
 
     /// Lock the stripes of every key, in ascending stripe order.
@@ -205,13 +240,19 @@ impl Ledger {
         visit: impl FnOnce(&mut dyn Iterator<Item = (&SkuKey, &SkuRecord)>) -> T,
     ) -> T {
         let stripe = self.stripes[index].lock();
-        visit(&mut stripe.skus.iter())
+        visit(&mut stripe.skus.iter().map(|(key, record)| (key, record)))
     }
 
     /// Replace (or create) one SKU's record as a whole: recovery only.
     pub fn restore(&self, key: SkuKey, record: SkuRecord) {
-        let index = self.stripe_of(&key);
-        self.stripes[index].lock().skus.insert(key, record);
+        let hash = self.hash(&key);
+        let mut stripe = self.stripes[self.stripe_of_hash(hash)].lock();
+        match stripe.entry(&self.hasher, hash, &key) {
+            Entry::Occupied(mut entry) => entry.get_mut().1 = record,
+            Entry::Vacant(entry) => {
+                entry.insert((key, record));
+            }
+        }
     }
 
     /// Visit every SKU record, one stripe at a time (each stripe is locked
@@ -219,7 +260,7 @@ impl Ledger {
     pub fn for_each(&self, mut visit: impl FnMut(&SkuKey, &SkuRecord)) {
         for stripe in self.stripes.iter() {
             let stripe = stripe.lock();
-            for (key, record) in &stripe.skus {
+            for (key, record) in stripe.skus.iter() {
                 visit(key, record);
             }
         }
@@ -234,33 +275,36 @@ pub struct Locked<'a> {
 }
 
 impl Locked<'_> {
-    fn stripe(&self, key: &SkuKey) -> &Stripe {
-        let index = self.ledger.stripe_of(key);
+    /// The position in `guards` of the stripe of a key with this hash.
+    fn guard_of(&self, hash: u64, key: &SkuKey) -> usize {
+        let index = self.ledger.stripe_of_hash(hash);
         match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
-            Ok(position) => &self.guards[position].1,
-            Err(_) => panic!("SKU {key:?} read without its stripe locked"),
-        }
-    }
-
-    fn stripe_mut(&mut self, key: &SkuKey) -> &mut Stripe {
-        let index = self.ledger.stripe_of(key);
-        match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
-            Ok(position) => &mut self.guards[position].1,
-            Err(_) => panic!("SKU {key:?} written without its stripe locked"),
+            Ok(position) => position,
+            Err(_) => panic!("SKU {key:?} used without its stripe locked"),
         }
     }
 
     pub fn get(&self, key: &SkuKey) -> Option<&SkuRecord> {
-        self.stripe(key).skus.get(key)
+        let hash = self.ledger.hash(key);
+        self.guards[self.guard_of(hash, key)].1.get(hash, key)
     }
 
     pub fn get_mut(&mut self, key: &SkuKey) -> Option<&mut SkuRecord> {
-        self.stripe_mut(key).skus.get_mut(key)
+        let hash = self.ledger.hash(key);
+        let position = self.guard_of(hash, key);
+        self.guards[position].1.get_mut(hash, key)
     }
 
     /// The record of `key`, created empty (unknown, no stock) if missing.
     pub fn entry(&mut self, key: &SkuKey) -> &mut SkuRecord {
-        self.stripe_mut(key).skus.entry(key.clone()).or_default()
+        let hash = self.ledger.hash(key);
+        let position = self.guard_of(hash, key);
+        let hasher = &self.ledger.hasher;
+        let entry = self.guards[position].1.entry(hasher, hash, key);
+        &mut entry
+            .or_insert_with(|| (key.clone(), SkuRecord::default()))
+            .into_mut()
+            .1
     }
 }
 
