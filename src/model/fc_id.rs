@@ -96,6 +96,12 @@ impl PartialOrd for FcId {
     }
 }
 
+impl AsRef<str> for FcId {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl fmt::Debug for FcId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)

@@ -301,23 +301,15 @@ impl<'a> Reader<'a> {
 
     fn fc(&mut self) -> Decoded<FcId> {
         let text = self.str()?;
-        if let Some(&fc) = self.fcs.iter().find(|fc| fc.as_str() == text) {
-            return Ok(fc);
-        }
-        match FcId::intern(text) {
-            Ok(fc) => {
-                if self.fcs.len() < 64 {
-                    self.fcs.push(fc);
-                }
-                Ok(fc)
-            }
+        match interned(&mut self.fcs, text, FcId::intern) {
+            Ok(fc) => Ok(fc),
             Err(full) => self.error(full.to_string()),
         }
     }
 
     fn merchant_id(&mut self) -> Decoded<MerchantId> {
         let text = self.str()?;
-        Ok(interned(&mut self.merchants, text, MerchantId::new))
+        interned(&mut self.merchants, text, |text| Ok(MerchantId::new(text)))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -679,15 +671,19 @@ impl<'a> Reader<'a> {
 }
 
 /// The cached id equal to `text`, or a new one (cached while the cache is small).
-fn interned<T: Clone + AsRef<str>>(cache: &mut Vec<T>, text: &str, new: impl Fn(&str) -> T) -> T {
+fn interned<T: Clone + AsRef<str>, E>(
+    cache: &mut Vec<T>,
+    text: &str,
+    new: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, E> {
     if let Some(id) = cache.iter().find(|id| id.as_ref() == text) {
-        return id.clone();
+        return Ok(id.clone());
     }
-    let id = new(text);
+    let id = new(text)?;
     if cache.len() < 64 {
         cache.push(id.clone());
     }
-    id
+    Ok(id)
 }
 
 #[cfg(test)]
