@@ -5,6 +5,7 @@
 //! silently ignored.
 
 use std::collections::HashSet;
+use std::fmt::Display;
 
 use crate::engine::{CountChange, InventoryChange, InventoryView, PageCursor};
 use crate::error::{Error, FieldViolation, Result};
@@ -27,12 +28,15 @@ use super::{proto, shipping};
 pub struct Violations(Vec<FieldViolation>);
 
 impl Violations {
-    pub(super) fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
+    /// Field paths are `Display` so that callers can pass `format_args!`: a
+    /// path is only written out when something is wrong with its field.
+    pub(super) fn add(&mut self, field: impl Display, description: impl Into<String>) {
+        self.0
+            .push(FieldViolation::new(field.to_string(), description));
     }
 
     /// Check an id: non-empty, at most `ID_BYTES_MAX` bytes, no control characters.
-    pub fn id(&mut self, field: &str, value: &str) -> bool {
+    pub fn id(&mut self, field: impl Display, value: &str) -> bool {
         let problem = if value.is_empty() {
             "must not be empty".to_string()
         } else if value.len() > ID_BYTES_MAX {
@@ -48,7 +52,7 @@ impl Violations {
 
     /// Check an FC id as [`Violations::id`] does, and intern it (`None` when
     /// it is invalid or the process holds too many FC names).
-    pub(super) fn fc(&mut self, field: &str, value: &str) -> Option<FcId> {
+    pub(super) fn fc(&mut self, field: impl Display + Copy, value: &str) -> Option<FcId> {
         if !self.id(field, value) {
             return None;
         }
@@ -61,7 +65,7 @@ impl Violations {
         }
     }
 
-    pub(super) fn text(&mut self, field: &str, value: &str) {
+    pub(super) fn text(&mut self, field: impl Display, value: &str) {
         if value.len() > TEXT_BYTES_MAX {
             self.add(
                 field,
@@ -73,19 +77,23 @@ impl Violations {
         }
     }
 
-    fn count(&mut self, field: &str, len: usize, max: usize) {
+    fn count(&mut self, field: impl Display, len: usize, max: usize) {
         if len > max {
             self.add(field, format!("at most {max} entries, got {len}"));
         }
     }
 
-    fn non_empty(&mut self, field: &str, len: usize) {
+    fn non_empty(&mut self, field: impl Display, len: usize) {
         if len == 0 {
             self.add(field, "must not be empty");
         }
     }
 
-    pub(super) fn enumeration<E: TryFrom<i32>>(&mut self, field: &str, value: i32) -> Option<E> {
+    pub(super) fn enumeration<E: TryFrom<i32>>(
+        &mut self,
+        field: impl Display,
+        value: i32,
+    ) -> Option<E> {
         let parsed = E::try_from(value).ok();
         if parsed.is_none() {
             self.add(field, format!("unknown enum value {value}"));
@@ -93,7 +101,11 @@ impl Violations {
         parsed
     }
 
-    pub(super) fn timestamp(&mut self, field: &str, value: prost_types::Timestamp) -> Timestamp {
+    pub(super) fn timestamp(
+        &mut self,
+        field: impl Display,
+        value: prost_types::Timestamp,
+    ) -> Timestamp {
         match u32::try_from(value.nanos) {
             Ok(nanos) if nanos < 1_000_000_000 => Timestamp {
                 seconds: value.seconds,
@@ -161,7 +173,7 @@ pub fn hold_reason(reason: &str) -> Result<String> {
 }
 
 /// Validate one order. `prefix` names it in the request (`order`, `orders[3]`).
-pub fn order_request(order: proto::Order, prefix: &str) -> Result<OrderRequest> {
+pub fn order_request(order: proto::Order, prefix: &dyn Display) -> Result<OrderRequest> {
     let proto::Order {
         merchant_id,
         order_id,
@@ -174,32 +186,34 @@ pub fn order_request(order: proto::Order, prefix: &str) -> Result<OrderRequest> 
         hold_reason,
     } = order;
     let mut v = Violations::default();
-    v.id(&format!("{prefix}.merchant_id"), &merchant_id);
-    v.id(&format!("{prefix}.order_id"), &order_id);
+    v.id(format_args!("{prefix}.merchant_id"), &merchant_id);
+    v.id(format_args!("{prefix}.order_id"), &order_id);
     let purchase_time = match purchase_time {
-        Some(time) => v.timestamp(&format!("{prefix}.purchase_time"), time),
+        Some(time) => v.timestamp(format_args!("{prefix}.purchase_time"), time),
         None => {
-            v.add(format!("{prefix}.purchase_time"), "is required");
+            v.add(format_args!("{prefix}.purchase_time"), "is required");
             Timestamp::default()
         }
     };
-    v.non_empty(&format!("{prefix}.lines"), lines.len());
-    v.count(&format!("{prefix}.lines"), lines.len(), ORDER_LINES_MAX);
-    let mut seen = HashSet::with_capacity(lines.len());
-    let mut order_lines = Vec::with_capacity(lines.len().min(ORDER_LINES_MAX));
+    v.non_empty(format_args!("{prefix}.lines"), lines.len());
+    v.count(format_args!("{prefix}.lines"), lines.len(), ORDER_LINES_MAX);
+    let mut order_lines: Vec<OrderLine> = Vec::with_capacity(lines.len().min(ORDER_LINES_MAX));
     for (i, proto::OrderLine { sku, quantity }) in
         lines.into_iter().enumerate().take(ORDER_LINES_MAX)
     {
-        let field = format!("{prefix}.lines[{i}]");
-        if v.id(&format!("{field}.sku"), &sku) && !seen.insert(sku.clone()) {
+        // A linear search: orders have a handful of lines, and at the
+        // 1,000-line limit it is still cheaper than the request's decoding.
+        if v.id(format_args!("{prefix}.lines[{i}].sku"), &sku)
+            && order_lines.iter().any(|line| line.sku.as_str() == sku)
+        {
             v.add(
-                format!("{field}.sku"),
+                format_args!("{prefix}.lines[{i}].sku"),
                 format!("SKU {sku} appears on more than one line"),
             );
         }
         if quantity == 0 || quantity > LINE_QUANTITY_MAX {
             v.add(
-                format!("{field}.quantity"),
+                format_args!("{prefix}.lines[{i}].quantity"),
                 format!("must be in 1..={LINE_QUANTITY_MAX}, got {quantity}"),
             );
         }
@@ -210,13 +224,13 @@ pub fn order_request(order: proto::Order, prefix: &str) -> Result<OrderRequest> 
     }
     let assigned_fc = assigned_fc_id
         .as_deref()
-        .and_then(|fc| v.fc(&format!("{prefix}.assigned_fc_id"), fc));
-    let channel = v.enumeration::<proto::Channel>(&format!("{prefix}.channel"), channel);
+        .and_then(|fc| v.fc(format_args!("{prefix}.assigned_fc_id"), fc));
+    let channel = v.enumeration::<proto::Channel>(format_args!("{prefix}.channel"), channel);
     let marketplace_status = v.enumeration::<proto::MarketplaceStatus>(
-        &format!("{prefix}.marketplace_status"),
+        format_args!("{prefix}.marketplace_status"),
         marketplace_status,
     );
-    v.text(&format!("{prefix}.hold_reason"), &hold_reason);
+    v.text(format_args!("{prefix}.hold_reason"), &hold_reason);
     v.finish(())?;
     Ok(OrderRequest {
         merchant_id: MerchantId::new(&merchant_id),
@@ -261,8 +275,8 @@ pub fn merchant(merchant: proto::Merchant) -> Result<Merchant> {
     v.count("fc_priority", fc_priority.len(), LIST_ENTRIES_MAX);
     let mut ranked_fcs = Vec::with_capacity(fc_priority.len().min(LIST_ENTRIES_MAX));
     for (i, name) in fc_priority.iter().enumerate().take(LIST_ENTRIES_MAX) {
-        let field = format!("fc_priority[{i}]");
-        match v.fc(&field, name) {
+        let field = format_args!("fc_priority[{i}]");
+        match v.fc(field, name) {
             Some(fc) if ranked_fcs.contains(&fc) => v.add(field, format!("{name} is listed twice")),
             Some(fc) => ranked_fcs.push(fc),
             None => {}
@@ -285,11 +299,14 @@ pub fn merchant(merchant: proto::Merchant) -> Result<Merchant> {
     })
 }
 
-fn unique_ids(v: &mut Violations, field: &str, ids: &[String]) {
+fn unique_ids(v: &mut Violations, field: impl Display, ids: &[String]) {
     let mut seen = HashSet::new();
     for (i, id) in ids.iter().enumerate().take(LIST_ENTRIES_MAX) {
-        if v.id(&format!("{field}[{i}]"), id) && !seen.insert(id) {
-            v.add(format!("{field}[{i}]"), format!("{id} is listed twice"));
+        if v.id(format_args!("{field}[{i}]"), id) && !seen.insert(id) {
+            v.add(
+                format_args!("{field}[{i}]"),
+                format!("{id} is listed twice"),
+            );
         }
     }
 }
@@ -313,14 +330,14 @@ pub fn register_skus(
         },
     ) in skus.into_iter().enumerate().take(INVENTORY_ENTRIES_MAX)
     {
-        if v.id(&format!("skus[{i}].sku"), &sku) && !seen.insert(sku.clone()) {
+        if v.id(format_args!("skus[{i}].sku"), &sku) && !seen.insert(sku.clone()) {
             v.add(
-                format!("skus[{i}].sku"),
+                format_args!("skus[{i}].sku"),
                 format!("SKU {sku} is listed twice"),
             );
         }
-        v.count(&format!("skus[{i}].tags"), tags.len(), LIST_ENTRIES_MAX);
-        unique_ids(&mut v, &format!("skus[{i}].tags"), &tags);
+        v.count(format_args!("skus[{i}].tags"), tags.len(), LIST_ENTRIES_MAX);
+        unique_ids(&mut v, format_args!("skus[{i}].tags"), &tags);
         entries.push((
             Sku::new(&sku),
             SkuInfo {
@@ -354,11 +371,11 @@ fn inventory_changes(
     for (i, Entry { sku, fc_id, change }) in
         entries.into_iter().enumerate().take(INVENTORY_ENTRIES_MAX)
     {
-        let sku_ok = v.id(&format!("{field}[{i}].sku"), &sku);
-        let fc = v.fc(&format!("{field}[{i}].fc_id"), &fc_id);
+        let sku_ok = v.id(format_args!("{field}[{i}].sku"), &sku);
+        let fc = v.fc(format_args!("{field}[{i}].fc_id"), &fc_id);
         if sku_ok && fc.is_some() && !seen.insert((sku.clone(), fc_id.clone())) {
             v.add(
-                format!("{field}[{i}]"),
+                format_args!("{field}[{i}]"),
                 format!("SKU {sku} at {fc_id} is listed twice"),
             );
         }
@@ -368,12 +385,12 @@ fn inventory_changes(
         };
         if units > UNITS_MAX {
             v.add(
-                format!("{field}[{i}].{value_field}"),
+                format_args!("{field}[{i}].{value_field}"),
                 format!("magnitude must be at most {UNITS_MAX}"),
             );
         }
         if change == CountChange::Adjust(0) {
-            v.add(format!("{field}[{i}].delta"), "must not be zero");
+            v.add(format_args!("{field}[{i}].delta"), "must not be zero");
         }
         if let Some(fc) = fc {
             changes.push(InventoryChange {
@@ -438,7 +455,7 @@ pub fn fifo_release(request: proto::FifoReleaseRequest) -> Result<(MerchantId, V
     v.id("merchant_id", &merchant_id);
     v.count("skus", skus.len(), INVENTORY_ENTRIES_MAX);
     for (i, sku) in skus.iter().enumerate().take(INVENTORY_ENTRIES_MAX) {
-        v.id(&format!("skus[{i}]"), sku);
+        v.id(format_args!("skus[{i}]"), sku);
     }
     if let Some(as_of) = as_of {
         v.timestamp("as_of", as_of);

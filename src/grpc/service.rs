@@ -190,7 +190,7 @@ impl AllocationService for Service {
             let Some(order) = order else {
                 return Err(Error::invalid("order", "is required").into());
             };
-            let request = convert::order_request(order, "order")?;
+            let request = convert::order_request(order, &"order")?;
             let imported = self.engine.allocate(request, now)?;
             self.durable().await?;
             let orders = std::iter::once(&imported.order)
@@ -219,8 +219,9 @@ impl AllocationService for Service {
                         .into_iter()
                         .enumerate()
                         .map(|(i, order)| {
-                            let outcome = convert::order_request(order, &format!("orders[{i}]"))
-                                .and_then(|request| engine.allocate(request, now));
+                            let outcome =
+                                convert::order_request(order, &format_args!("orders[{i}]"))
+                                    .and_then(|request| engine.allocate(request, now));
                             match outcome {
                                 Ok(imported) => {
                                     let state = |order: &crate::model::Order| {

@@ -2,10 +2,12 @@
 //! number (LSN) order, in segment files `journal-<first LSN>.log`.
 //!
 //! Appending only copies the encoded record into a memory buffer (it runs
-//! inside the engine's critical sections). A writer thread takes whatever
-//! has accumulated, writes it with one `write`, and, by policy, syncs it
-//! with one `fdatasync`: concurrent requests share one sync (group commit).
-//! Requests wait for their records to be durable before they are answered.
+//! inside the engine's critical sections). A writer thread, woken by the
+//! first request that waits for its records (or after a second at most),
+//! takes whatever has accumulated, writes it with one `write`, and, by
+//! policy, syncs it with one `fdatasync`: concurrent requests share one
+//! sync (group commit). Requests wait for their records to be durable
+//! before they are answered.
 //!
 //! Segment: header `ALJ1` + version (u32) + first LSN (u64), then records
 //! `length (u32) | CRC32C over LSN and payload (u32) | LSN (u64) | payload`.
@@ -34,6 +36,8 @@ pub const SEGMENT_MAGIC: &[u8; 4] = b"ALJ1";
 pub const SEGMENT_VERSION: u32 = 3;
 pub const SEGMENT_HEADER_BYTES: usize = 16;
 pub const RECORD_HEADER_BYTES: usize = 16;
+/// The append buffer's starting capacity.
+const BUFFER_BYTES: usize = 1 << 20;
 /// Largest record payload the reader accepts (a full FIFO release of a big
 /// merchant fits; a corrupt length cannot make it allocate more).
 pub const RECORD_BYTES_MAX: usize = 256 << 20;
@@ -100,7 +104,7 @@ impl Journal {
         });
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
-                bytes: Vec::with_capacity(1 << 20),
+                bytes: Vec::with_capacity(BUFFER_BYTES),
                 next_lsn,
                 rotation: None,
                 sync_requested: false,
@@ -131,6 +135,7 @@ impl Journal {
     /// Wait until every record below `next` is durable.
     pub async fn wait_durable(&self, next: u64) -> Result<(), JournalFailed> {
         let mut durable = self.shared.durable.subscribe();
+        let mut writer_woken = false;
         loop {
             let state = *durable.borrow_and_update();
             if state.failed {
@@ -138,6 +143,13 @@ impl Journal {
             }
             if state.next >= next {
                 return Ok(());
+            }
+            if !writer_woken {
+                // Appends do not wake the writer (see `append`). A writer
+                // that is busy misses this, but then finds the bytes when
+                // it comes back to the buffer.
+                self.shared.wake.notify_one();
+                writer_woken = true;
             }
             if durable.changed().await.is_err() {
                 return Err(JournalFailed);
@@ -206,11 +218,7 @@ impl ChangeLog for Journal {
         }
         let payload = payload.bytes;
         let mut pending = self.shared.pending.lock();
-        // Only the append that makes the buffer non-empty must wake the
-        // writer: otherwise it is awake already, or will find these bytes
-        // when it comes back for more. Waking it per record costs a futex
-        // call and a context switch each.
-        let writer_may_sleep = pending.bytes.is_empty();
+        let buffered_before = pending.bytes.len();
         let lsn = pending.next_lsn;
         pending.next_lsn += 1;
         let crc = crc32c::crc32c_append(crc32c::crc32c(&lsn.to_le_bytes()), &payload);
@@ -220,9 +228,14 @@ impl ChangeLog for Journal {
         pending.bytes.extend_from_slice(&crc.to_le_bytes());
         pending.bytes.extend_from_slice(&lsn.to_le_bytes());
         pending.bytes.extend_from_slice(&payload);
+        let buffered_now = pending.bytes.len();
         self.shared.appended_next.store(lsn + 1, Ordering::Release);
         drop(pending);
-        if writer_may_sleep {
+        // The writer is woken by whoever waits for these bytes
+        // (`wait_durable`), so a batch of a thousand orders wakes it once,
+        // not once per record. Only a buffer grown past its usual size is
+        // handed over without waiting for that.
+        if buffered_before < BUFFER_BYTES && buffered_now >= BUFFER_BYTES {
             self.shared.wake.notify_one();
         }
     }
@@ -268,6 +281,11 @@ fn write_loop(shared: &Shared, mut file: File, first_lsn: u64) {
         synced: first_lsn,
         failed: false,
     };
+    // Two buffers take turns: appenders fill one while this thread writes
+    // the other. Freeing and allocating a fresh megabyte each round cost
+    // more than the write itself (the allocator handed the memory back to
+    // the kernel, and every reuse faulted in freshly zeroed pages).
+    let mut spare = Vec::with_capacity(BUFFER_BYTES);
     loop {
         let (bytes, rotation, next, sync_requested, stopping) = {
             let mut pending = shared.pending.lock();
@@ -284,7 +302,7 @@ fn write_loop(shared: &Shared, mut file: File, first_lsn: u64) {
                     break;
                 }
             }
-            let bytes = std::mem::replace(&mut pending.bytes, Vec::with_capacity(1 << 20));
+            let bytes = std::mem::replace(&mut pending.bytes, std::mem::take(&mut spare));
             let sync_requested = std::mem::take(&mut pending.sync_requested);
             (
                 bytes,
@@ -349,6 +367,10 @@ fn write_loop(shared: &Shared, mut file: File, first_lsn: u64) {
         if stopping {
             return;
         }
+        spare = bytes;
+        spare.clear();
+        // A burst may have grown it far; do not keep all of that for ever.
+        spare.shrink_to(16 * BUFFER_BYTES);
     }
 }
 
