@@ -10,10 +10,9 @@
 //!
 //! Invariant, checked on every change: `picked <= reserved <= on_hand`.
 
-use std::hash::BuildHasher;
-
 use hashbrown::hash_table::{Entry, HashTable};
 use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
 
 use crate::model::{FcId, SkuKey};
 
@@ -152,8 +151,9 @@ impl SkuRecord {
     }
 }
 
-/// One stripe's SKUs. A `HashTable` rather than a `HashMap` so that the one
-/// hash of a key that chose the stripe also finds it in the table.
+/// One stripe's SKUs. A `HashTable` rather than a `HashMap` so that the
+/// hash the key carries (`SkuKey::hash_value`), which chose the stripe, also
+/// finds it in the table.
 #[derive(Default)]
 pub struct Stripe {
     skus: HashTable<(SkuKey, SkuRecord)>,
@@ -172,21 +172,19 @@ impl Stripe {
             .map(|(_, record)| record)
     }
 
-    fn entry(
-        &mut self,
-        hasher: &foldhash::fast::RandomState,
-        hash: u64,
-        key: &SkuKey,
-    ) -> Entry<'_, (SkuKey, SkuRecord)> {
+    fn entry(&mut self, hash: u64, key: &SkuKey) -> Entry<'_, (SkuKey, SkuRecord)> {
         self.skus
-            .entry(hash, |(k, _)| k == key, |(k, _)| hasher.hash_one(k))
+            .entry(hash, |(k, _)| k == key, |(k, _)| k.hash_value())
     }
 }
+
+/// Stripes an order's lock set holds without a heap allocation: orders have
+/// a handful of lines (bigger sets, like a FIFO release's, spill to the heap).
+const INLINE_STRIPES: usize = 8;
 
 /// The striped ledger. Cheap to share behind an `Arc`.
 pub struct Ledger {
     stripes: Box<[Mutex<Stripe>]>,
-    hasher: foldhash::fast::RandomState,
 }
 
 impl Ledger {
@@ -195,16 +193,11 @@ impl Ledger {
         let count = stripe_count.max(1).next_power_of_two();
         Self {
             stripes: (0..count).map(|_| Mutex::new(Stripe::default())).collect(),
-            hasher: foldhash::fast::RandomState::default(),
         }
     }
 
     pub fn stripe_count(&self) -> usize {
         self.stripes.len()
-    }
-
-    fn hash(&self, key: &SkuKey) -> u64 {
-        self.hasher.hash_one(key)
     }
 
     /// Bits 32 and up of the hash: the table inside the stripe probes from
@@ -215,12 +208,13 @@ impl Ledger {
     }
 
     pub fn stripe_of(&self, key: &SkuKey) -> usize {
-        self.stripe_of_hash(self.hash(key))
+        self.stripe_of_hash(key.hash_value())
     }
 
     /// Lock the stripes of every key, in ascending stripe order.
     pub fn lock<'a, 'k>(&'a self, keys: impl IntoIterator<Item = &'k SkuKey>) -> Locked<'a> {
-        let mut indexes: Vec<usize> = keys.into_iter().map(|key| self.stripe_of(key)).collect();
+        let mut indexes: SmallVec<[usize; INLINE_STRIPES]> =
+            keys.into_iter().map(|key| self.stripe_of(key)).collect();
         indexes.sort_unstable();
         indexes.dedup();
         let guards = indexes
@@ -245,9 +239,9 @@ impl Ledger {
 
     /// Replace (or create) one SKU's record as a whole: recovery only.
     pub fn restore(&self, key: SkuKey, record: SkuRecord) {
-        let hash = self.hash(&key);
+        let hash = key.hash_value();
         let mut stripe = self.stripes[self.stripe_of_hash(hash)].lock();
-        match stripe.entry(&self.hasher, hash, &key) {
+        match stripe.entry(hash, &key) {
             Entry::Occupied(mut entry) => entry.get_mut().1 = record,
             Entry::Vacant(entry) => {
                 entry.insert((key, record));
@@ -271,7 +265,7 @@ impl Ledger {
 pub struct Locked<'a> {
     ledger: &'a Ledger,
     /// Sorted by stripe index.
-    guards: Vec<(usize, MutexGuard<'a, Stripe>)>,
+    guards: SmallVec<[(usize, MutexGuard<'a, Stripe>); INLINE_STRIPES]>,
 }
 
 impl Locked<'_> {
@@ -285,22 +279,21 @@ impl Locked<'_> {
     }
 
     pub fn get(&self, key: &SkuKey) -> Option<&SkuRecord> {
-        let hash = self.ledger.hash(key);
+        let hash = key.hash_value();
         self.guards[self.guard_of(hash, key)].1.get(hash, key)
     }
 
     pub fn get_mut(&mut self, key: &SkuKey) -> Option<&mut SkuRecord> {
-        let hash = self.ledger.hash(key);
+        let hash = key.hash_value();
         let position = self.guard_of(hash, key);
         self.guards[position].1.get_mut(hash, key)
     }
 
     /// The record of `key`, created empty (unknown, no stock) if missing.
     pub fn entry(&mut self, key: &SkuKey) -> &mut SkuRecord {
-        let hash = self.ledger.hash(key);
+        let hash = key.hash_value();
         let position = self.guard_of(hash, key);
-        let hasher = &self.ledger.hasher;
-        let entry = self.guards[position].1.entry(hasher, hash, key);
+        let entry = self.guards[position].1.entry(hash, key);
         &mut entry
             .or_insert_with(|| (key.clone(), SkuRecord::default()))
             .into_mut()

@@ -147,7 +147,7 @@ pub(super) fn decide_locked(
     }
     if let Some(key) = unknown {
         order.status = OrderStatus::OnHold;
-        order.hold_reason = Some(format!("unknown SKU {}", key.sku));
+        order.hold_reason = Some(format!("unknown SKU {}", key.sku()));
         return;
     }
     let partial = order
@@ -272,7 +272,7 @@ pub(super) fn allocate_locked(
         }
         order.allocations.push(Allocation {
             fc: *fc,
-            sku: key.sku.clone(),
+            sku: key.sku().clone(),
             quantity: pick.quantity,
         });
     }
@@ -281,7 +281,7 @@ pub(super) fn allocate_locked(
         .iter()
         .filter(|shortfall| shortfall.quantity > 0)
         .map(|shortfall| ExceptionLine {
-            sku: keys[shortfall.line].sku.clone(),
+            sku: keys[shortfall.line].sku().clone(),
             quantity: shortfall.quantity,
             reason: shortfall.reason,
         })

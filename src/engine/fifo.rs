@@ -167,7 +167,7 @@ fn holds_every_unpicked_reservation(
     keys.iter().all(|key| {
         locked.get(key).is_none_or(|record| {
             record.fcs.iter().all(|row| {
-                row.reserved - row.picked == held.get(&(&key.sku, &row.fc)).copied().unwrap_or(0)
+                row.reserved - row.picked == held.get(&(key.sku(), &row.fc)).copied().unwrap_or(0)
             })
         })
     })

@@ -362,7 +362,7 @@ fn apply(
     let mut seen = HashSet::with_capacity(keys.len());
     let views: Vec<InventoryView> = keys
         .iter()
-        .filter(|key| seen.insert(&key.sku))
+        .filter(|key| seen.insert(key.sku()))
         .map(|key| {
             view(
                 key,
@@ -387,8 +387,8 @@ fn apply(
 
 fn view(key: &SkuKey, fcs: Vec<FcStock>) -> InventoryView {
     InventoryView {
-        merchant: key.merchant.clone(),
-        sku: key.sku.clone(),
+        merchant: key.merchant().clone(),
+        sku: key.sku().clone(),
         fcs,
     }
 }

@@ -124,8 +124,8 @@ impl Writer {
     }
 
     pub fn sku_record(&mut self, key: &SkuKey, record: &SkuRecord) {
-        self.str(key.merchant.as_str());
-        self.str(key.sku.as_str());
+        self.str(key.merchant().as_str());
+        self.str(key.sku().as_str());
         self.bool(record.info.registered);
         self.strings(record.info.tags.iter().map(String::as_str));
         self.bool(record.info.replenishable);
@@ -490,7 +490,7 @@ impl<'a> Reader<'a> {
             }
             fcs.push(row);
         }
-        Ok((SkuKey { merchant, sku }, SkuRecord { info, fcs }))
+        Ok((SkuKey::new(&merchant, &sku), SkuRecord { info, fcs }))
     }
 
     fn order_request(&mut self) -> Decoded<OrderRequest> {
