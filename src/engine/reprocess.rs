@@ -18,7 +18,6 @@
 //! release (`fifo.rs`).
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -78,8 +77,6 @@ struct Waiting {
     order: SharedOrder,
     age: (Timestamp, OrderKey),
     skus: Vec<SkuKey>,
-    /// `skus` hashed (see `PassSkus`).
-    sku_hashes: Vec<u64>,
     merchant: Arc<Merchant>,
     holds_stock: bool,
     may_ship_partially: bool,
@@ -226,7 +223,6 @@ impl Engine {
             let skus = sku_keys(&order.request);
             Some(Waiting {
                 age: (order.request.purchase_time, order.key()),
-                sku_hashes: skus.iter().map(|key| SKU_HASHER.hash_one(key)).collect(),
                 skus,
                 holds_stock: !order.allocations.is_empty(),
                 may_ship_partially: order
@@ -339,10 +335,6 @@ impl Engine {
     }
 }
 
-/// Hashes SKU keys once per pass, on the workers that scan the book, so
-/// the sequential part of the planning compares integers, not strings.
-static SKU_HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0);
-
 const NOT_QUEUED: u32 = u32::MAX;
 
 /// The SKUs of a pass, numbered densely in order of first appearance.
@@ -368,7 +360,8 @@ impl PassSkus {
         };
         for (order, entry) in waiting.iter().enumerate() {
             numbers.starts.push(numbers.of_line.len());
-            for (line, &hash) in entry.sku_hashes.iter().enumerate() {
+            // Keys carry their hash, so the numbering compares integers.
+            for (line, hash) in entry.skus.iter().map(SkuKey::hash_value).enumerate() {
                 let next = numbers.keys.len() as u32;
                 let number = *number_of.entry(hash).or_insert(next);
                 if number == next {
