@@ -89,6 +89,16 @@ async fn malformed_orders_are_refused_and_change_nothing() {
     let o = order("m", "o1", &[("a", 1), ("a", 2)]);
     refused(&mut client, o, "order.lines[1].sku").await;
 
+    // Long orders look for repeats with a set instead of a linear search.
+    let mut o = good();
+    o.lines = (0..40)
+        .map(|i| OrderLine {
+            sku: format!("s{}", if i == 39 { 5 } else { i }),
+            quantity: 1,
+        })
+        .collect();
+    refused(&mut client, o, "order.lines[39].sku").await;
+
     let mut o = good();
     o.lines.clear();
     refused(&mut client, o, "order.lines").await;

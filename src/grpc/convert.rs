@@ -172,6 +172,9 @@ pub fn hold_reason(reason: &str) -> Result<String> {
     violations.finish(reason.to_string())
 }
 
+/// Orders up to this many lines look for a repeated SKU without a hash set.
+const LINEAR_SEARCH_LINES_MAX: usize = 16;
+
 /// Validate one order. `prefix` names it in the request (`order`, `orders[3]`).
 pub fn order_request(order: proto::Order, prefix: &dyn Display) -> Result<OrderRequest> {
     let proto::Order {
@@ -198,13 +201,19 @@ pub fn order_request(order: proto::Order, prefix: &dyn Display) -> Result<OrderR
     v.non_empty(format_args!("{prefix}.lines"), lines.len());
     v.count(format_args!("{prefix}.lines"), lines.len(), ORDER_LINES_MAX);
     let mut order_lines: Vec<OrderLine> = Vec::with_capacity(lines.len().min(ORDER_LINES_MAX));
-    for (i, proto::OrderLine { sku, quantity }) in
-        lines.into_iter().enumerate().take(ORDER_LINES_MAX)
-    {
-        // A linear search: orders have a handful of lines, and at the
-        // 1,000-line limit it is still cheaper than the request's decoding.
-        if v.id(format_args!("{prefix}.lines[{i}].sku"), &sku)
-            && order_lines.iter().any(|line| line.sku.as_str() == sku)
+    // Repeated SKUs: most orders are short, and for them a linear search
+    // over the lines taken so far needs no set to be allocated. Longer
+    // orders use a set, so one at the 1,000-line limit costs no quadratic time.
+    let search_linearly = lines.len() <= LINEAR_SEARCH_LINES_MAX;
+    let mut long_order_skus: HashSet<&str> = HashSet::new();
+    for (i, proto::OrderLine { sku, quantity }) in lines.iter().enumerate().take(ORDER_LINES_MAX) {
+        let quantity = *quantity;
+        if v.id(format_args!("{prefix}.lines[{i}].sku"), sku)
+            && if search_linearly {
+                order_lines.iter().any(|line| line.sku.as_str() == sku)
+            } else {
+                !long_order_skus.insert(sku)
+            }
         {
             v.add(
                 format_args!("{prefix}.lines[{i}].sku"),
@@ -218,7 +227,7 @@ pub fn order_request(order: proto::Order, prefix: &dyn Display) -> Result<OrderR
             );
         }
         order_lines.push(OrderLine {
-            sku: Sku::new(&sku),
+            sku: Sku::new(sku),
             quantity,
         });
     }
