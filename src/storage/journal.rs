@@ -282,9 +282,8 @@ fn write_loop(shared: &Shared, mut file: File, first_lsn: u64) {
         failed: false,
     };
     // Two buffers take turns: appenders fill one while this thread writes
-    // the other. Freeing and allocating a fresh megabyte each round cost
-    // more than the write itself (the allocator handed the memory back to
-    // the kernel, and every reuse faulted in freshly zeroed pages).
+    // the other. A fresh megabyte allocated each round came as new pages the
+    // kernel had to zero: about half of this thread's time under load (perf).
     let mut spare = Vec::with_capacity(BUFFER_BYTES);
     loop {
         let (bytes, rotation, next, sync_requested, stopping) = {
