@@ -160,10 +160,12 @@ pub struct Stripe {
 }
 
 impl Stripe {
+    fn get_key_value(&self, hash: u64, key: &SkuKey) -> Option<&(SkuKey, SkuRecord)> {
+        self.skus.find(hash, |(k, _)| k == key)
+    }
+
     fn get(&self, hash: u64, key: &SkuKey) -> Option<&SkuRecord> {
-        self.skus
-            .find(hash, |(k, _)| k == key)
-            .map(|(_, record)| record)
+        self.get_key_value(hash, key).map(|(_, record)| record)
     }
 
     fn get_mut(&mut self, hash: u64, key: &SkuKey) -> Option<&mut SkuRecord> {
@@ -281,6 +283,15 @@ impl Locked<'_> {
     pub fn get(&self, key: &SkuKey) -> Option<&SkuRecord> {
         let hash = key.hash_value();
         self.guards[self.guard_of(hash, key)].1.get(hash, key)
+    }
+
+    /// The ledger's own copy of a key equal to `key`, if it has the SKU.
+    pub fn stored_key(&self, key: &SkuKey) -> Option<&SkuKey> {
+        let hash = key.hash_value();
+        self.guards[self.guard_of(hash, key)]
+            .1
+            .get_key_value(hash, key)
+            .map(|(stored, _)| stored)
     }
 
     pub fn get_mut(&mut self, key: &SkuKey) -> Option<&mut SkuRecord> {

@@ -32,7 +32,7 @@ impl Engine {
     /// Import one order and allocate it (SPEC §4): the order itself and, when
     /// the merchant auto-splits it, each child. Re-sending an identical order
     /// returns the stored states and reserves nothing more.
-    pub fn allocate(&self, request: OrderRequest, now: Timestamp) -> Result<Imported> {
+    pub fn allocate(&self, mut request: OrderRequest, now: Timestamp) -> Result<Imported> {
         if request.channel == Channel::Marketplace
             && request.marketplace_status == MarketplaceStatus::Created
         {
@@ -42,6 +42,8 @@ impl Engine {
             )));
         }
         let merchant = self.merchant(&request.merchant_id);
+        // Share the merchant's id instead of keeping the request's copy.
+        request.merchant_id = merchant.merchant_id.clone();
         if let Some(split) = self.split_plan(&request, &merchant)? {
             return self.import_split(request, split, &merchant, now);
         }
@@ -103,8 +105,9 @@ impl Engine {
     /// Decide an order that holds no reservations: hold it, refuse it, or
     /// allocate it. Its ledger stripes are locked for the whole decision.
     pub(super) fn decide(&self, order: &mut Order, merchant: &Merchant, occasion: Occasion) {
-        let keys = sku_keys(&order.request);
+        let mut keys = sku_keys(&order.request);
         let mut locked = self.shared.ledger.lock(&keys);
+        share_stored_skus(&locked, &mut keys, &mut order.request);
         decide_locked(&mut locked, order, merchant, &keys, occasion);
         order.version += 1;
         self.log_change(&locked, &keys, &[order]);
@@ -195,6 +198,19 @@ pub(super) fn sku_keys(request: &OrderRequest) -> Vec<SkuKey> {
         .iter()
         .map(|line| SkuKey::new(&request.merchant_id, &line.sku))
         .collect()
+}
+
+/// Point an order's lines (and `keys`, from which its allocations and
+/// exceptions are made) at the SKU codes the ledger stores: a million
+/// orders of one SKU then hold one copy of its code instead of a million,
+/// and the copies decoded from the request are freed here.
+fn share_stored_skus(locked: &Locked<'_>, keys: &mut [SkuKey], request: &mut OrderRequest) {
+    for (key, line) in keys.iter_mut().zip(&mut request.lines) {
+        if let Some(stored) = locked.stored_key(key) {
+            line.sku = stored.sku().clone();
+            *key = stored.clone();
+        }
+    }
 }
 
 fn auto_acknowledged(request: &OrderRequest, merchant: &Merchant) -> bool {

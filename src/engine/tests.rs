@@ -847,3 +847,30 @@ fn the_pass_of_a_fifo_merchant_is_a_fifo_release() {
 }
 
 mod shipping;
+
+#[test]
+fn stored_orders_share_the_ledgers_sku_codes() {
+    let e = engine();
+    set(&e, "a", "fc1", 5);
+    let order = allocate(&e, request("o1", 0, &[("a", 2)]));
+    let ledger_code = (0..e.stripe_count())
+        .find_map(|stripe| {
+            e.with_stripe(stripe, |records| {
+                records
+                    .map(|(key, _)| key.sku().as_str())
+                    .find(|sku| *sku == "a")
+                    .map(str::as_ptr)
+            })
+        })
+        .expect("the ledger has SKU a");
+    let shares = |sku: &Sku| std::ptr::eq(sku.as_str().as_ptr(), ledger_code);
+    assert!(
+        shares(&order.request.lines[0].sku),
+        "the line keeps its own copy"
+    );
+    assert_eq!(order.allocations, vec![allocation("fc1", "a", 2)]);
+    assert!(
+        shares(&order.allocations[0].sku),
+        "the allocation keeps its own copy"
+    );
+}
