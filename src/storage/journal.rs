@@ -16,6 +16,7 @@
 //! error and no later change is acknowledged (a failed fsync cannot be
 //! retried safely, the kernel may have dropped the dirty pages).
 
+use std::cell::Cell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -212,22 +213,45 @@ impl Journal {
 
 impl ChangeLog for Journal {
     fn append(&self, effects: &[EffectRef<'_>]) {
-        let mut payload = Writer::default();
+        thread_local! {
+            /// Each thread encodes its records in one buffer it keeps: a
+            /// fresh one per record was reallocated several times on the
+            /// way to a record's size.
+            static PAYLOAD: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+        }
+        let mut payload = Writer {
+            bytes: PAYLOAD.take(),
+        };
+        payload.bytes.clear();
         for effect in effects {
             payload.effect(*effect);
         }
         let payload = payload.bytes;
+        self.append_payload(&payload);
+        if payload.capacity() <= PAYLOAD_KEPT_BYTES {
+            PAYLOAD.set(payload);
+        }
+    }
+}
+
+/// The largest payload buffer a thread keeps for its next record (a FIFO
+/// release can write one record of megabytes, once).
+const PAYLOAD_KEPT_BYTES: usize = 64 << 10;
+
+impl Journal {
+    /// Frame one record (length, CRC32C, LSN, payload) into the pending buffer.
+    fn append_payload(&self, payload: &[u8]) {
         let mut pending = self.shared.pending.lock();
         let buffered_before = pending.bytes.len();
         let lsn = pending.next_lsn;
         pending.next_lsn += 1;
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&lsn.to_le_bytes()), &payload);
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&lsn.to_le_bytes()), payload);
         pending
             .bytes
             .extend_from_slice(&(payload.len() as u32).to_le_bytes());
         pending.bytes.extend_from_slice(&crc.to_le_bytes());
         pending.bytes.extend_from_slice(&lsn.to_le_bytes());
-        pending.bytes.extend_from_slice(&payload);
+        pending.bytes.extend_from_slice(payload);
         let buffered_now = pending.bytes.len();
         self.shared.appended_next.store(lsn + 1, Ordering::Release);
         drop(pending);
