@@ -164,12 +164,11 @@ fn three_line_order() -> Order {
         marketplace_status: MarketplaceStatus::Ready,
         hold_reason: None,
     };
-    Order {
-        status: OrderStatus::Processing,
-        allocations,
-        version: 1,
-        ..Order::imported(request, Timestamp::from_seconds(1_700_000_000))
-    }
+    let mut order = Order::imported(request, Timestamp::from_seconds(1_700_000_000));
+    order.status = OrderStatus::Processing;
+    order.allocations = allocations;
+    order.version = 1;
+    order
 }
 
 fn encoding(c: &mut Criterion) {

@@ -112,7 +112,7 @@ fn churn(engine: &Engine, rng: &mut Rng, prefix: &str, steps: usize) {
                 // every seed's churn ships and tracks something.
                 let wanted = |order: &Order| match operation {
                     4 => !order.allocations.is_empty() && order.status != OrderStatus::OnHold,
-                    5 => !order.shipments.is_empty(),
+                    5 => !order.shipments().is_empty(),
                     _ => true,
                 };
                 if let Some(order) = any_order(engine, rng, wanted) {
@@ -154,7 +154,7 @@ fn ship_somewhere(engine: &Engine, order: OrderKey, tracking: &str) -> Result<Or
 
 /// Record a scan of the order's first shipment, if it has one.
 fn scan_any(engine: &Engine, order: &OrderKey, step: usize) -> Result<Order, Error> {
-    let tracking_number = match engine.order(order)?.shipments.first() {
+    let tracking_number = match engine.order(order)?.shipments().first() {
         Some(shipment) => shipment.tracking_number.clone(),
         None => return Err(Error::NotFound("no shipment".into())),
     };
@@ -225,7 +225,7 @@ fn journal_replay_alone_restores_the_state() {
 fn assert_shipments_findable(engine: &Engine, orders: &[Order]) {
     let shipments: Vec<&str> = orders
         .iter()
-        .flat_map(|order| &order.shipments)
+        .flat_map(|order| order.shipments())
         .map(|shipment| shipment.tracking_number.as_str())
         .collect();
     assert!(!shipments.is_empty(), "the churn shipped something");

@@ -48,7 +48,7 @@ impl Engine {
             return self.import_split(request, split, &merchant, now);
         }
         let order = self.import(Order::imported(request, now), &merchant)?;
-        if order.children.is_empty() {
+        if order.extras().children.is_empty() {
             Ok(Imported {
                 order,
                 children: Vec::new(),
@@ -124,7 +124,7 @@ pub(super) fn decide_locked(
 ) {
     debug_assert!(order.allocations.is_empty());
     order.exceptions.clear();
-    order.hold_reason = None;
+    order.set_hold_reason(None);
 
     let unknown = keys.iter().find(|key| locked.get(key).is_none());
     if occasion == Occasion::Import && auto_acknowledged(&order.request, merchant) {
@@ -144,13 +144,13 @@ pub(super) fn decide_locked(
     if occasion == Occasion::Import {
         if let Some(reason) = &order.request.hold_reason {
             order.status = OrderStatus::OnHold;
-            order.hold_reason = Some(reason.clone());
+            order.set_hold_reason(Some(reason.clone()));
             return;
         }
     }
     if let Some(key) = unknown {
         order.status = OrderStatus::OnHold;
-        order.hold_reason = Some(format!("unknown SKU {}", key.sku()));
+        order.set_hold_reason(Some(format!("unknown SKU {}", key.sku())));
         return;
     }
     let partial = order

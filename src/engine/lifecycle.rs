@@ -30,12 +30,12 @@ impl Engine {
             )));
         }
         refuse_if_final(&order, "held")?;
-        if order.status == OrderStatus::OnHold && order.hold_reason.as_ref() == Some(&reason) {
+        if order.status == OrderStatus::OnHold && order.hold_reason() == Some(reason.as_str()) {
             return Ok(order.clone());
         }
         self.unreserve_and(&mut order, |order| {
             order.status = OrderStatus::OnHold;
-            order.hold_reason = Some(reason);
+            order.set_hold_reason(Some(reason));
             order.exceptions.clear();
         });
         Ok(order.clone())
@@ -65,7 +65,7 @@ impl Engine {
         if order.status == OrderStatus::Cancelled {
             return Ok(order.clone());
         }
-        if !order.shipments.is_empty() {
+        if !order.shipments().is_empty() {
             return Err(Error::FailedPrecondition(format!(
                 "order {} has shipped units; a shipped order is refunded, not cancelled",
                 key.order
@@ -75,7 +75,7 @@ impl Engine {
         self.unreserve_and(&mut order, |order| {
             order.status = OrderStatus::Cancelled;
             order.exceptions.clear();
-            order.hold_reason = None;
+            order.set_hold_reason(None);
         });
         Ok(order.clone())
     }

@@ -186,7 +186,7 @@ impl Engine {
 
     /// Note that a shipped order completes at its `completes_at`.
     fn schedule_completion(&self, order: &Order) {
-        if let (OrderStatus::Shipped, Some(at)) = (order.status, order.completes_at) {
+        if let (OrderStatus::Shipped, Some(at)) = (order.status, order.extras().completes_at) {
             self.shared.completions.lock().insert((at, order.key()));
         }
     }

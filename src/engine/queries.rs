@@ -99,7 +99,7 @@ impl Engine {
         for shared in self.shared.orders.orders_of(None) {
             let order = shared.lock();
             audit.shipped_units += order
-                .shipments
+                .shipments()
                 .iter()
                 .flat_map(|shipment| &shipment.items)
                 .map(|item| u64::from(item.quantity))

@@ -53,7 +53,7 @@ impl Engine {
             }
             Effect::Sku(key, record) => self.shared.ledger.restore(key, record),
             Effect::Order(order) => {
-                for shipment in &order.shipments {
+                for shipment in order.shipments() {
                     self.shared
                         .tracking
                         .insert(shipment.tracking_number.clone(), order.key());

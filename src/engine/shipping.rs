@@ -87,7 +87,7 @@ impl Engine {
                 .entry(key)
                 .ship(&item.fc, item.quantity, order.picked);
         }
-        order.shipments.push(Shipment::labelled(
+        order.extras_mut().shipments.push(Shipment::labelled(
             request.tracking_number.clone(),
             request.carrier.clone(),
             request.label_source,
@@ -99,7 +99,7 @@ impl Engine {
             order.picked = false;
             if order.exceptions.is_empty() {
                 order.status = OrderStatus::Shipped;
-                order.completes_at = Some(completion_time(request.at));
+                order.extras_mut().completes_at = Some(completion_time(request.at));
             } else {
                 // What is left waits for stock, as any unallocated order.
                 order.status = OrderStatus::Exception;
@@ -109,7 +109,7 @@ impl Engine {
         self.journal(&locked, &keys, &[&order]);
         drop(locked);
         self.publish(|| {
-            let index = order.shipments.len() - 1;
+            let index = order.shipments().len() - 1;
             OrderEvent::about_shipment(EventKind::Shipped, &order, index, request.at)
         });
         self.schedule_completion(&order);
@@ -121,7 +121,7 @@ impl Engine {
     fn repeated_shipment(&self, request: &ShipRequest, owner: &OrderKey) -> Result<Order> {
         let order = self.order(owner)?;
         let same = *owner == request.order
-            && order.shipments.iter().any(|shipment| {
+            && order.shipments().iter().any(|shipment| {
                 shipment.tracking_number == request.tracking_number
                     && shipment.fc == request.fc
                     && shipment.carrier == request.carrier
@@ -144,7 +144,7 @@ impl Engine {
         let key = self.tracking_owner(&scan.tracking_number)?;
         let mut order = self.lock_order(&key)?;
         let index = shipment_index(&order, &scan.tracking_number)?;
-        let outcome = order.shipments[index].record(scan.event);
+        let outcome = order.extras_mut().shipments[index].record(scan.event);
         if outcome != ScanOutcome::Duplicate {
             order.version += 1;
             self.journal_order(&order);
@@ -211,7 +211,7 @@ impl Engine {
 
 fn shipment_index(order: &Order, tracking_number: &str) -> Result<usize> {
     order
-        .shipments
+        .shipments()
         .iter()
         .position(|shipment| shipment.tracking_number == tracking_number)
         // The index names it, but the shipment is not recorded yet: a

@@ -111,8 +111,8 @@ impl Engine {
             },
             now,
         );
-        parent.children = child_ids.clone();
-        parent.submitted = Some(Box::new(request.clone()));
+        parent.extras_mut().children = child_ids.clone();
+        parent.extras_mut().submitted = Some(Box::new(request.clone()));
         let parent = self.import(parent, merchant)?;
 
         let mut children = Vec::with_capacity(child_ids.len());
@@ -125,7 +125,7 @@ impl Engine {
                 },
                 now,
             );
-            child.parent = Some(request.order_id.clone());
+            child.extras_mut().parent = Some(request.order_id.clone());
             children.push(self.import(child, merchant)?);
         }
         Ok(Imported {
@@ -139,6 +139,7 @@ impl Engine {
     /// `order` with the current states of its auto-split children.
     pub(super) fn with_children(&self, order: Order) -> Imported {
         let children = order
+            .extras()
             .children
             .iter()
             .filter_map(|id| {

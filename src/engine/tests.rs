@@ -298,7 +298,7 @@ fn hold_reason_on_import_puts_the_order_on_hold() {
     held.hold_reason = Some("address check".into());
     let order = allocate(&e, held);
     assert_eq!(order.status, OrderStatus::OnHold);
-    assert_eq!(order.hold_reason.as_deref(), Some("address check"));
+    assert_eq!(order.hold_reason(), Some("address check"));
     assert_eq!(available(&e, "a", "fc1"), 1);
     // Releasing allocates it, keeping its purchase time.
     let released = e.release(&key("o1")).unwrap();
@@ -313,7 +313,7 @@ fn unknown_sku_on_a_direct_order_puts_it_on_hold() {
     set(&e, "a", "fc1", 1);
     let order = allocate(&e, request("o1", 0, &[("a", 1), ("ghost", 1)]));
     assert_eq!(order.status, OrderStatus::OnHold);
-    assert!(order.hold_reason.unwrap().contains("ghost"));
+    assert!(order.hold_reason().unwrap().contains("ghost"));
     assert_eq!(available(&e, "a", "fc1"), 1);
     // Registering the SKU (no stock) makes it known: release decides normally.
     e.register_skus(&M.into(), &[("ghost".into(), SkuInfo::default())]);

@@ -16,8 +16,8 @@ use crate::model::limits::{
 };
 use crate::model::{
     Acknowledgement, Allocation, Channel, ExceptionReason, FcId, FifoStrategy, MarketplaceStatus,
-    Merchant, MerchantId, Order, OrderId, OrderKey, OrderLine, OrderRequest, OrderStatus, Sku,
-    Timestamp,
+    Merchant, MerchantId, Order, OrderExtras, OrderId, OrderKey, OrderLine, OrderRequest,
+    OrderStatus, Sku, Timestamp,
 };
 
 use super::{proto, shipping};
@@ -646,6 +646,8 @@ fn acknowledgement_to_proto(acknowledgement: Acknowledgement) -> proto::Acknowle
 /// An order's state as it reads at `as_of` (a shipped order may read
 /// completed; its shipments' tracking may have expired).
 pub fn order_to_proto(order: &Order, as_of: Timestamp) -> proto::OrderState {
+    // Field by field, so that a field added to `OrderExtras` is a compile
+    // error here until decided (`..` stands for `Order`'s private extras).
     let Order {
         request,
         status: _,
@@ -653,15 +655,18 @@ pub fn order_to_proto(order: &Order, as_of: Timestamp) -> proto::OrderState {
         exceptions,
         acknowledgement,
         picked,
+        version,
+        imported_at: _,
+        ..
+    } = order;
+    let OrderExtras {
         hold_reason,
         shipments,
         completes_at: _,
         parent,
         children,
         submitted: _,
-        version,
-        imported_at: _,
-    } = order;
+    } = order.extras();
     proto::OrderState {
         merchant_id: request.merchant_id.to_string(),
         order_id: request.order_id.to_string(),

@@ -115,7 +115,7 @@ pub fn shipment_to_proto(
     as_of: Timestamp,
     stalled_after: Option<u32>,
 ) -> proto::Shipment {
-    let shipment = &order.shipments[index];
+    let shipment = &order.shipments()[index];
     proto::Shipment {
         tracking_number: shipment.tracking_number.clone(),
         carrier: shipment.carrier.clone(),

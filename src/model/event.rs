@@ -66,12 +66,12 @@ impl OrderEvent {
             OrderStatus::Completed => EventKind::Completed,
         };
         match kind {
-            EventKind::Shipped if !order.shipments.is_empty() => {
-                let last = order.shipments.len() - 1;
-                Self::about_shipment(kind, order, last, order.shipments[last].labelled_at)
+            EventKind::Shipped if !order.shipments().is_empty() => {
+                let last = order.shipments().len() - 1;
+                Self::about_shipment(kind, order, last, order.shipments()[last].labelled_at)
             }
             EventKind::Completed => Self {
-                time: order.completes_at,
+                time: order.extras().completes_at,
                 ..Self::new(kind, order)
             },
             _ => Self::new(kind, order),
@@ -81,7 +81,7 @@ impl OrderEvent {
     /// An event about the shipment at `index` of `order` (shipped, or a
     /// tracking status change), as of `time`.
     pub fn about_shipment(kind: EventKind, order: &Order, index: usize, time: Timestamp) -> Self {
-        let shipment = &order.shipments[index];
+        let shipment = &order.shipments()[index];
         Self {
             tracking_number: Some(shipment.tracking_number.clone()),
             tracking_status: Some(shipment.status()),

@@ -16,7 +16,7 @@ pub use ids::{MerchantId, OrderId, OrderKey, Sku, SkuKey};
 pub use merchant::{FifoStrategy, Merchant};
 pub use order::{
     Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, MarketplaceStatus, Order,
-    OrderLine, OrderRequest, OrderStatus,
+    OrderExtras, OrderLine, OrderRequest, OrderStatus,
 };
 pub use shipment::{
     ClaimEligibility, LabelSource, ScanOutcome, Shipment, TrackingEvent, TrackingStatus,

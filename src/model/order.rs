@@ -125,6 +125,18 @@ pub struct Order {
     pub acknowledgement: Acknowledgement,
     /// Picked orders' reservations are frozen: no pass may move them.
     pub picked: bool,
+    /// Increases by one with every change, so clients can spot stale reads.
+    pub version: u64,
+    pub imported_at: Timestamp,
+    /// Read with `extras()`, changed with `extras_mut()`.
+    extras: Extras,
+}
+
+/// What most orders never have: a hold, shipments, auto-split links. Kept
+/// behind one pointer, allocated on first use, so that an order that only
+/// allocates is ~120 bytes smaller (a million stored orders: 120 MB).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct OrderExtras {
     /// Why the order is on hold (only while `status` is `OnHold`).
     pub hold_reason: Option<String>,
     /// What left the FCs, one shipment per tracking number.
@@ -140,9 +152,34 @@ pub struct Order {
     /// included (`request` keeps the parent's own lines). Retries compare
     /// against this.
     pub submitted: Option<Box<OrderRequest>>,
-    /// Increases by one with every change, so clients can spot stale reads.
-    pub version: u64,
-    pub imported_at: Timestamp,
+}
+
+static NO_EXTRAS: OrderExtras = OrderExtras {
+    hold_reason: None,
+    shipments: Vec::new(),
+    completes_at: None,
+    parent: None,
+    children: Vec::new(),
+    submitted: None,
+};
+
+/// `OrderExtras` allocated on first use. Equal when the extras read equal,
+/// so an order whose hold was lifted equals one never held.
+#[derive(Clone, Debug, Default)]
+struct Extras(Option<Box<OrderExtras>>);
+
+impl PartialEq for Extras {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for Extras {}
+
+impl Extras {
+    fn get(&self) -> &OrderExtras {
+        self.0.as_deref().unwrap_or(&NO_EXTRAS)
+    }
 }
 
 impl Order {
@@ -155,15 +192,39 @@ impl Order {
             exceptions: Vec::new(),
             acknowledgement: Acknowledgement::None,
             picked: false,
-            hold_reason: None,
-            shipments: Vec::new(),
-            completes_at: None,
-            parent: None,
-            children: Vec::new(),
-            submitted: None,
             version: 0,
             imported_at: now,
+            extras: Extras::default(),
         }
+    }
+
+    pub fn extras(&self) -> &OrderExtras {
+        self.extras.get()
+    }
+
+    pub fn extras_mut(&mut self) -> &mut OrderExtras {
+        self.extras.0.get_or_insert_with(Default::default)
+    }
+
+    /// Replace the extras as a whole (allocating nothing when they are empty).
+    pub fn set_extras(&mut self, extras: OrderExtras) {
+        self.extras.0 = (extras != NO_EXTRAS).then(|| Box::new(extras));
+    }
+
+    /// Why the order is on hold, if it is.
+    pub fn hold_reason(&self) -> Option<&str> {
+        self.extras().hold_reason.as_deref()
+    }
+
+    /// Set or clear the hold reason (clearing allocates nothing).
+    pub fn set_hold_reason(&mut self, reason: Option<String>) {
+        if reason.is_some() || self.extras.0.is_some() {
+            self.extras_mut().hold_reason = reason;
+        }
+    }
+
+    pub fn shipments(&self) -> &[Shipment] {
+        &self.extras().shipments
     }
 
     pub fn key(&self) -> OrderKey {
@@ -177,12 +238,12 @@ impl Order {
 
     /// The order as upstream sent it (before any auto-split).
     pub fn submitted(&self) -> &OrderRequest {
-        self.submitted.as_deref().unwrap_or(&self.request)
+        self.extras().submitted.as_deref().unwrap_or(&self.request)
     }
 
     /// Units of `sku` that have left in shipments.
     pub fn shipped_units(&self, sku: &Sku) -> u32 {
-        self.shipments
+        self.shipments()
             .iter()
             .flat_map(|shipment| &shipment.items)
             .filter(|item| item.sku == *sku)
@@ -199,11 +260,47 @@ impl Order {
     /// The status as it reads at `as_of`: a shipped order reads `Completed`
     /// from its completion time on, whether or not the sweep recorded it yet.
     pub fn status_at(&self, as_of: Timestamp) -> OrderStatus {
-        match self.completes_at {
+        match self.extras().completes_at {
             Some(at) if self.status == OrderStatus::Shipped && as_of >= at => {
                 OrderStatus::Completed
             }
             _ => self.status,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order() -> Order {
+        let request = OrderRequest {
+            merchant_id: "m".into(),
+            order_id: "o".into(),
+            purchase_time: Timestamp::from_seconds(1),
+            lines: vec![OrderLine {
+                sku: "a".into(),
+                quantity: 1,
+            }],
+            assigned_fc: None,
+            partial_shipments: None,
+            channel: Channel::Direct,
+            marketplace_status: MarketplaceStatus::Ready,
+            hold_reason: None,
+        };
+        Order::imported(request, Timestamp::from_seconds(2))
+    }
+
+    #[test]
+    fn orders_compare_by_what_their_extras_read() {
+        let plain = order();
+        let mut released = order();
+        released.set_hold_reason(Some("address check".into()));
+        assert_eq!(released.hold_reason(), Some("address check"));
+        assert_ne!(released, plain);
+        released.set_hold_reason(None);
+        assert_eq!(released, plain, "a lifted hold leaves empty extras behind");
+        released.extras_mut().children.push("o-1".into());
+        assert_ne!(released, plain);
     }
 }

@@ -13,8 +13,8 @@ use crate::engine::{Effect, EffectRef};
 use crate::ledger::{FcStock, SkuInfo, SkuRecord};
 use crate::model::{
     Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, FcId, FifoStrategy,
-    LabelSource, MarketplaceStatus, Merchant, MerchantId, Order, OrderId, OrderLine, OrderRequest,
-    OrderStatus, Shipment, Sku, SkuKey, Timestamp, TrackingEvent, TrackingStatus,
+    LabelSource, MarketplaceStatus, Merchant, MerchantId, Order, OrderExtras, OrderId, OrderLine,
+    OrderRequest, OrderStatus, Shipment, Sku, SkuKey, Timestamp, TrackingEvent, TrackingStatus,
 };
 
 /// Longest string or list the decoder accepts: far above any limit the
@@ -155,19 +155,19 @@ impl Writer {
         }
         self.u8(acknowledgement_code(order.acknowledgement));
         self.bool(order.picked);
-        self.option_str(order.hold_reason.as_deref());
-        self.len(order.shipments.len());
-        for shipment in &order.shipments {
+        self.option_str(order.hold_reason());
+        self.len(order.shipments().len());
+        for shipment in order.shipments() {
             self.shipment(shipment);
         }
-        self.bool(order.completes_at.is_some());
-        if let Some(at) = order.completes_at {
+        self.bool(order.extras().completes_at.is_some());
+        if let Some(at) = order.extras().completes_at {
             self.timestamp(at);
         }
-        self.option_str(order.parent.as_ref().map(OrderId::as_str));
-        self.strings(order.children.iter().map(OrderId::as_str));
-        self.bool(order.submitted.is_some());
-        if let Some(submitted) = &order.submitted {
+        self.option_str(order.extras().parent.as_ref().map(OrderId::as_str));
+        self.strings(order.extras().children.iter().map(OrderId::as_str));
+        self.bool(order.extras().submitted.is_some());
+        if let Some(submitted) = &order.extras().submitted {
             self.order_request(submitted);
         }
         self.varint(order.version);
@@ -604,22 +604,23 @@ impl<'a> Reader<'a> {
         } else {
             None
         };
-        Ok(Order {
-            request,
-            status,
-            allocations,
-            exceptions,
-            acknowledgement,
-            picked,
+        let version = self.varint()?;
+        let mut order = Order::imported(request, self.timestamp()?);
+        order.status = status;
+        order.allocations = allocations;
+        order.exceptions = exceptions;
+        order.acknowledgement = acknowledgement;
+        order.picked = picked;
+        order.version = version;
+        order.set_extras(OrderExtras {
             hold_reason,
             shipments,
             completes_at,
             parent,
             children,
             submitted,
-            version: self.varint()?,
-            imported_at: self.timestamp()?,
-        })
+        });
+        Ok(order)
     }
 
     fn shipment(&mut self) -> Decoded<Shipment> {
@@ -691,43 +692,45 @@ mod tests {
     use super::*;
 
     fn sample_order() -> Order {
-        Order {
-            request: OrderRequest {
-                merchant_id: "m".into(),
-                order_id: "o-1".into(),
-                purchase_time: Timestamp {
-                    seconds: -5,
-                    nanos: 999_999_999,
-                },
-                lines: vec![
-                    OrderLine {
-                        sku: "a".into(),
-                        quantity: 3,
-                    },
-                    OrderLine {
-                        sku: "β".into(),
-                        quantity: 1_000_000,
-                    },
-                ],
-                assigned_fc: Some(FcId::new("fc")),
-                partial_shipments: Some(false),
-                channel: Channel::Marketplace,
-                marketplace_status: MarketplaceStatus::Ready,
-                hold_reason: Some("why".into()),
+        let request = OrderRequest {
+            merchant_id: "m".into(),
+            order_id: "o-1".into(),
+            purchase_time: Timestamp {
+                seconds: -5,
+                nanos: 999_999_999,
             },
-            status: OrderStatus::PartiallyAllocated,
-            allocations: vec![Allocation {
-                fc: FcId::new("fc"),
-                sku: "a".into(),
-                quantity: 3,
-            }],
-            exceptions: vec![ExceptionLine {
-                sku: "β".into(),
-                quantity: 1_000_000,
-                reason: ExceptionReason::PreemptedByFifo,
-            }],
-            acknowledgement: Acknowledgement::Acknowledged,
-            picked: true,
+            lines: vec![
+                OrderLine {
+                    sku: "a".into(),
+                    quantity: 3,
+                },
+                OrderLine {
+                    sku: "β".into(),
+                    quantity: 1_000_000,
+                },
+            ],
+            assigned_fc: Some(FcId::new("fc")),
+            partial_shipments: Some(false),
+            channel: Channel::Marketplace,
+            marketplace_status: MarketplaceStatus::Ready,
+            hold_reason: Some("why".into()),
+        };
+        let mut order = Order::imported(request, Timestamp::from_seconds(42));
+        order.status = OrderStatus::PartiallyAllocated;
+        order.allocations = vec![Allocation {
+            fc: FcId::new("fc"),
+            sku: "a".into(),
+            quantity: 3,
+        }];
+        order.exceptions = vec![ExceptionLine {
+            sku: "β".into(),
+            quantity: 1_000_000,
+            reason: ExceptionReason::PreemptedByFifo,
+        }];
+        order.acknowledgement = Acknowledgement::Acknowledged;
+        order.picked = true;
+        order.version = 7;
+        order.set_extras(OrderExtras {
             hold_reason: None,
             shipments: vec![{
                 let mut shipment = Shipment::labelled(
@@ -753,9 +756,8 @@ mod tests {
             parent: Some("o".into()),
             children: vec!["o-1/x".into(), "o-1/y".into()],
             submitted: None,
-            version: 7,
-            imported_at: Timestamp::from_seconds(42),
-        }
+        });
+        order
     }
 
     #[test]
@@ -766,7 +768,7 @@ mod tests {
             sku: "tagged".into(),
             quantity: 9,
         });
-        order.submitted = Some(Box::new(submitted));
+        order.extras_mut().submitted = Some(Box::new(submitted));
         let mut writer = Writer::default();
         writer.order(&order);
         let mut reader = Reader::new(&writer.bytes, 0);

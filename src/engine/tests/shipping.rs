@@ -52,8 +52,8 @@ fn shipping_consumes_the_reservations_at_that_fc() {
     let order = ship(&e, "o", "fc1", "T1").unwrap();
     assert_eq!(order.status, OrderStatus::Shipped);
     assert!(order.allocations.is_empty());
-    assert_eq!(order.shipments[0].items, [allocation("fc1", "a", 3)]);
-    assert_eq!(order.shipments[0].status(), TrackingStatus::AtDepot);
+    assert_eq!(order.shipments()[0].items, [allocation("fc1", "a", 3)]);
+    assert_eq!(order.shipments()[0].status(), TrackingStatus::AtDepot);
     assert_eq!(on_hand(&e, "a", "fc1"), (2, 0));
     assert_eq!(e.audit().shipped_units, 3);
     assert_consistent(&e);
@@ -71,10 +71,10 @@ fn a_split_order_ships_once_per_fc_and_is_shipped_after_the_last() {
     let first = ship(&e, "o", "fc1", "T1").unwrap();
     assert_eq!(first.status, OrderStatus::Processing, "fc2 has not shipped");
     assert!(first.picked, "what stays is still picked");
-    assert!(first.completes_at.is_none());
+    assert!(first.extras().completes_at.is_none());
     let second = ship(&e, "o", "fc2", "T2").unwrap();
     assert_eq!(second.status, OrderStatus::Shipped);
-    assert_eq!(second.shipments.len(), 2);
+    assert_eq!(second.shipments().len(), 2);
     assert_eq!(on_hand(&e, "a", "fc1"), (0, 0));
     assert_eq!(on_hand(&e, "a", "fc2"), (0, 0));
     assert_consistent(&e);
@@ -133,7 +133,7 @@ fn what_cannot_be_shipped_is_refused_and_changes_nothing() {
     ship(&e, "o", "fc1", "T1").unwrap();
     // The same shipment again is answered, not repeated.
     let again = ship(&e, "o", "fc1", "T1").unwrap();
-    assert_eq!(again.shipments.len(), 1);
+    assert_eq!(again.shipments().len(), 1);
     assert_eq!(on_hand(&e, "a", "fc1"), (4, 0));
     // Another order cannot reuse the number; a shipped order cannot be cancelled.
     allocate(&e, request("p", 0, &[("a", 1)]));
@@ -154,7 +154,7 @@ fn tracking_scans_advance_the_shipment_and_are_findable_by_number() {
     ship(&e, "o", "fc1", "T1").unwrap();
 
     let order = scan(&e, "T1", TrackingStatus::PickedUp, WEDNESDAY + 20 * HOUR);
-    assert_eq!(order.shipments[0].status(), TrackingStatus::PickedUp);
+    assert_eq!(order.shipments()[0].status(), TrackingStatus::PickedUp);
     let version = order.version;
     // A duplicate changes nothing, not even the version.
     let order = scan(&e, "T1", TrackingStatus::PickedUp, WEDNESDAY + 20 * HOUR);
@@ -162,7 +162,7 @@ fn tracking_scans_advance_the_shipment_and_are_findable_by_number() {
 
     let (found, index) = e.shipment("T1").unwrap();
     assert_eq!(found.request.order_id, OrderId::new("o"));
-    assert_eq!(found.shipments[index].events.len(), 2);
+    assert_eq!(found.shipments()[index].events.len(), 2);
     assert!(matches!(e.shipment("T404"), Err(Error::NotFound(_))));
 }
 
@@ -175,7 +175,7 @@ fn shipped_orders_read_completed_from_six_central_the_next_day() {
     // Labelled Wednesday 15:30 CST: completed Thursday 06:00 CST = 12:00 UTC.
     let thursday_six = Timestamp::from_seconds(WEDNESDAY + 14 * HOUR + 30 * 60);
     let just_before = Timestamp::from_seconds(thursday_six.seconds - 1);
-    assert_eq!(order.completes_at, Some(thursday_six));
+    assert_eq!(order.extras().completes_at, Some(thursday_six));
     assert_eq!(order.status_at(just_before), OrderStatus::Shipped);
     assert_eq!(order.status_at(thursday_six), OrderStatus::Completed);
 
@@ -279,7 +279,12 @@ fn auto_split_makes_a_child_per_tag_each_allocated_on_its_own() {
     );
     assert_eq!(parent.status, OrderStatus::Processing);
     assert_eq!(parent.allocations, [allocation("fc2", "soap", 1)]);
-    let child_ids: Vec<&str> = parent.children.iter().map(OrderId::as_str).collect();
+    let child_ids: Vec<&str> = parent
+        .extras()
+        .children
+        .iter()
+        .map(OrderId::as_str)
+        .collect();
     assert_eq!(
         child_ids,
         ["o/frozen", "o/hazmat"],
@@ -289,7 +294,7 @@ fn auto_split_makes_a_child_per_tag_each_allocated_on_its_own() {
     let [frozen, hazmat] = &imported.children[..] else {
         panic!("two children expected: {:?}", imported.children);
     };
-    assert_eq!(frozen.parent, Some(OrderId::new("o")));
+    assert_eq!(frozen.extras().parent, Some(OrderId::new("o")));
     assert_eq!(frozen.status, OrderStatus::Processing);
     assert_eq!(frozen.allocations, [allocation("fc1", "ice", 1)]);
     assert_eq!(hazmat.status, OrderStatus::Exception);
