@@ -133,8 +133,9 @@ pub struct Order {
 }
 
 /// What most orders never have: a hold, shipments, auto-split links. Kept
-/// behind one pointer, allocated on first use, so that an order that only
-/// allocates is ~120 bytes smaller (a million stored orders: 120 MB).
+/// behind one pointer, allocated on first use: an order that only allocates
+/// takes 112 bytes less (`cargo bench --bench durability`: 614 → 502 heap
+/// bytes per stored 3-line order).
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct OrderExtras {
     /// Why the order is on hold (only while `status` is `OnHold`).
