@@ -6,6 +6,8 @@
 //! FCs are given already ranked (merchant priority, then FC id); index 0 is
 //! the most preferred. "Ties by priority" therefore means "lowest indexes".
 
+use smallvec::SmallVec;
+
 use crate::model::ExceptionReason;
 
 /// Up to this many candidate FCs, splitting finds the truly fewest FCs by
@@ -13,22 +15,28 @@ use crate::model::ExceptionReason;
 /// it, a greedy cover keeps the cost bounded (it may use one FC more).
 pub const EXACT_COVER_FCS_MAX: usize = 12;
 
+/// Per line values, inline for orders of up to eight lines: the policy runs
+/// once per decision, and heap buffers per decision showed in profiles.
+type PerLine<T> = SmallVec<[T; 8]>;
+
 /// Units needed per line, and units available per (line, FC).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StockMatrix {
-    needs: Vec<u32>,
+    needs: PerLine<u32>,
     fc_count: usize,
-    /// Row-major: `available[line * fc_count + fc]`.
-    available: Vec<u32>,
+    /// Row-major: `available[line * fc_count + fc]`. Inline up to 5 lines
+    /// over 12 FCs.
+    available: SmallVec<[u32; 60]>,
 }
 
 impl StockMatrix {
-    pub fn new(needs: Vec<u32>, fc_count: usize) -> Self {
+    pub fn new(needs: impl IntoIterator<Item = u32>, fc_count: usize) -> Self {
+        let needs: PerLine<u32> = needs.into_iter().collect();
         let cells = needs.len() * fc_count;
         Self {
             needs,
             fc_count,
-            available: vec![0; cells],
+            available: SmallVec::from_elem(0, cells),
         }
     }
 
@@ -145,7 +153,7 @@ pub fn decide(matrix: &StockMatrix, rules: Rules) -> Plan {
         return Plan::whole_order_at(matrix, fc);
     }
 
-    let totals: Vec<u64> = (0..matrix.lines())
+    let totals: PerLine<u64> = (0..matrix.lines())
         .map(|line| matrix.network_total(line))
         .collect();
     let network_fills = totals
@@ -170,7 +178,7 @@ pub fn decide(matrix: &StockMatrix, rules: Rules) -> Plan {
     }
 
     // Take what is there, from as few FCs as possible; the rest waits.
-    let takes: Vec<u32> = totals
+    let takes: PerLine<u32> = totals
         .iter()
         .zip(&matrix.needs)
         .map(|(&total, &need)| take(total, need))
@@ -220,6 +228,9 @@ fn split_across_fewest_fcs(matrix: &StockMatrix, takes: &[u32]) -> Vec<Pick> {
     picks
 }
 
+/// Indexes of chosen FCs, inline up to the exact-cover limit.
+type FcSet = SmallVec<[usize; EXACT_COVER_FCS_MAX]>;
+
 fn covers(matrix: &StockMatrix, takes: &[u32], fcs: &[usize]) -> bool {
     takes.iter().enumerate().all(|(line, &take)| {
         fcs.iter()
@@ -231,10 +242,10 @@ fn covers(matrix: &StockMatrix, takes: &[u32], fcs: &[usize]) -> bool {
 
 /// The smallest set of FCs that covers `takes`; among sets of that size, the
 /// first in rank order (lexicographic over ranked indexes).
-fn fewest_fcs_exact(matrix: &StockMatrix, takes: &[u32]) -> Vec<usize> {
+fn fewest_fcs_exact(matrix: &StockMatrix, takes: &[u32]) -> FcSet {
     let n = matrix.fc_count;
     for size in 1..=n {
-        let mut combination: Vec<usize> = (0..size).collect();
+        let mut combination: FcSet = (0..size).collect();
         loop {
             if covers(matrix, takes, &combination) {
                 return combination;
@@ -254,9 +265,9 @@ fn fewest_fcs_exact(matrix: &StockMatrix, takes: &[u32]) -> Vec<usize> {
 
 /// Repeatedly choose the FC that covers the most still-needed units (ties:
 /// rank). Returned in rank order.
-fn fewest_fcs_greedy(matrix: &StockMatrix, takes: &[u32]) -> Vec<usize> {
-    let mut remaining = takes.to_vec();
-    let mut chosen: Vec<usize> = Vec::new();
+fn fewest_fcs_greedy(matrix: &StockMatrix, takes: &[u32]) -> FcSet {
+    let mut remaining: PerLine<u32> = takes.iter().copied().collect();
+    let mut chosen = FcSet::new();
     while remaining.iter().any(|&units| units > 0) {
         let gain = |fc: usize| -> u64 {
             remaining
@@ -484,7 +495,7 @@ mod tests {
         for _ in 0..500 {
             let lines = 1 + (next() % 4) as usize;
             let fcs = 1 + (next() % 6) as usize;
-            let mut m = StockMatrix::new((0..lines).map(|_| 1 + next() as u32 % 5).collect(), fcs);
+            let mut m = StockMatrix::new((0..lines).map(|_| 1 + next() as u32 % 5), fcs);
             for line in 0..lines {
                 for fc in 0..fcs {
                     m.set_available(line, fc, next() as u32 % 4);

@@ -7,7 +7,8 @@ use crate::model::{
     OrderRequest, OrderStatus, SkuKey, Timestamp,
 };
 use crate::order_book::Inserted;
-use crate::policy::{self, Rules, StockMatrix};
+use crate::policy::{self, Plan, Rules, StockMatrix};
+use smallvec::SmallVec;
 
 use super::Engine;
 
@@ -114,7 +115,16 @@ impl Engine {
     }
 }
 
-/// The decision itself, with the stripes of every line's SKU locked.
+/// The ledger records of an order's lines, in line order (`None`: a SKU the
+/// ledger does not know). Inline for orders of up to eight lines.
+type LineRecords<'l> = SmallVec<[Option<&'l SkuRecord>; 8]>;
+
+fn line_records<'l>(locked: &'l Locked<'_>, keys: &[SkuKey]) -> LineRecords<'l> {
+    keys.iter().map(|key| locked.get(key)).collect()
+}
+
+/// The decision itself, with the stripes of every line's SKU locked. Each
+/// line's record is looked up once, for every rule that reads it.
 pub(super) fn decide_locked(
     locked: &mut Locked<'_>,
     order: &mut Order,
@@ -126,9 +136,13 @@ pub(super) fn decide_locked(
     order.exceptions.clear();
     order.set_hold_reason(None);
 
-    let unknown = keys.iter().find(|key| locked.get(key).is_none());
+    let records = line_records(locked, keys);
+    let unknown = records
+        .iter()
+        .position(Option::is_none)
+        .map(|line| &keys[line]);
     if occasion == Occasion::Import && auto_acknowledged(&order.request, merchant) {
-        order.acknowledgement = acknowledge(&order.request, merchant, keys, locked, unknown);
+        order.acknowledgement = acknowledge(&order.request, merchant, &records, unknown);
         match order.acknowledgement {
             Acknowledgement::CancelledUnknownSku | Acknowledgement::CancelledNoInventory => {
                 order.status = OrderStatus::Cancelled;
@@ -158,7 +172,10 @@ pub(super) fn decide_locked(
         .partial_shipments
         .unwrap_or(merchant.partial_shipments);
     let rules = Rules::ordinary(partial, order.request.assigned_fc.is_some());
-    allocate_locked(locked, merchant, order, keys, rules);
+    let (fcs, plan) = plan_allocation(&records, merchant, order, rules);
+    // The records borrow the stripes, which reserving needs mutably.
+    drop(records);
+    apply_plan(locked, order, keys, &fcs, &plan);
 }
 
 /// An order's decision before it is taken again, to tell whether anything
@@ -221,8 +238,7 @@ fn auto_acknowledged(request: &OrderRequest, merchant: &Merchant) -> bool {
 fn acknowledge(
     request: &OrderRequest,
     merchant: &Merchant,
-    keys: &[SkuKey],
-    locked: &Locked<'_>,
+    records: &[Option<&SkuRecord>],
     unknown: Option<&SkuKey>,
 ) -> Acknowledgement {
     if unknown.is_some() {
@@ -231,11 +247,9 @@ fn acknowledge(
     if merchant.accept_regardless_of_inventory {
         return Acknowledgement::Acknowledged;
     }
-    let out_of_stock_for_good = keys.iter().any(|key| {
-        locked.get(key).is_some_and(|record| {
-            let (on_hand, reserved) = record.totals();
-            on_hand == reserved && !record.info.replenishable
-        })
+    let out_of_stock_for_good = records.iter().flatten().any(|record| {
+        let (on_hand, reserved) = record.totals();
+        on_hand == reserved && !record.info.replenishable
     });
     match (out_of_stock_for_good, request.lines.len()) {
         (false, _) => Acknowledgement::Acknowledged,
@@ -254,28 +268,44 @@ pub(super) fn allocate_locked(
     keys: &[SkuKey],
     rules: Rules,
 ) {
-    let (fcs, plan) = {
-        // One lookup per line; the records are only read here.
-        let records: Vec<Option<&SkuRecord>> = keys.iter().map(|key| locked.get(key)).collect();
-        let fcs = candidate_fcs(&records, merchant, &order.request);
-        // Units that already shipped are not allocated again.
-        let needs = order
-            .request
-            .lines
-            .iter()
-            .map(|line| order.outstanding(line))
-            .collect();
-        let mut matrix = StockMatrix::new(needs, fcs.len());
-        for (line, record) in records.iter().enumerate() {
-            for row in record.iter().flat_map(|record| &record.fcs) {
-                if let Some(index) = fcs.iter().position(|fc| *fc == row.fc) {
-                    matrix.set_available(line, index, row.available());
-                }
+    let (fcs, plan) = plan_allocation(&line_records(locked, keys), merchant, order, rules);
+    apply_plan(locked, order, keys, &fcs, &plan);
+}
+
+/// The candidate FCs and the policy's plan over them.
+fn plan_allocation(
+    records: &[Option<&SkuRecord>],
+    merchant: &Merchant,
+    order: &Order,
+    rules: Rules,
+) -> (CandidateFcs, Plan) {
+    let fcs = candidate_fcs(records, merchant, &order.request);
+    // Units that already shipped are not allocated again.
+    let needs = order
+        .request
+        .lines
+        .iter()
+        .map(|line| order.outstanding(line));
+    let mut matrix = StockMatrix::new(needs, fcs.len());
+    for (line, record) in records.iter().enumerate() {
+        for row in record.iter().flat_map(|record| &record.fcs) {
+            if let Some(index) = fcs.iter().position(|fc| *fc == row.fc) {
+                matrix.set_available(line, index, row.available());
             }
         }
-        (fcs, policy::decide(&matrix, rules))
-    };
+    }
+    let plan = policy::decide(&matrix, rules);
+    (fcs, plan)
+}
 
+/// Reserve what the plan picks and record what it cannot fill.
+fn apply_plan(
+    locked: &mut Locked<'_>,
+    order: &mut Order,
+    keys: &[SkuKey],
+    fcs: &[FcId],
+    plan: &Plan,
+) {
     order.allocations.clear();
     // Lines that shipped whole need nothing: the policy may pick or miss
     // zero units of them, which are not worth recording.
@@ -309,6 +339,9 @@ pub(super) fn allocate_locked(
     };
 }
 
+/// Candidate FCs, inline up to sixteen (FC ids are four bytes).
+type CandidateFcs = SmallVec<[FcId; 16]>;
+
 /// The FCs worth looking at, most preferred first: the assigned FC alone, or
 /// every FC with available units of any line, ranked by the merchant's
 /// priority list and then by FC id.
@@ -316,11 +349,11 @@ fn candidate_fcs(
     records: &[Option<&SkuRecord>],
     merchant: &Merchant,
     request: &OrderRequest,
-) -> Vec<FcId> {
+) -> CandidateFcs {
     if let Some(assigned) = &request.assigned_fc {
-        return vec![*assigned];
+        return SmallVec::from_slice(&[*assigned]);
     }
-    let mut ranked: Vec<(usize, &FcId)> = Vec::new();
+    let mut ranked: SmallVec<[(usize, &FcId); 16]> = SmallVec::new();
     for record in records.iter().flatten() {
         for row in record.fcs.iter().filter(|row| row.available() > 0) {
             if ranked.iter().all(|(_, fc)| **fc != row.fc) {
