@@ -18,13 +18,16 @@
 //! release (`fifo.rs`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::model::{FifoStrategy, Merchant, MerchantId, OrderKey, OrderStatus, SkuKey, Timestamp};
+use crate::model::{
+    FifoStrategy, Merchant, MerchantId, OrderId, OrderKey, OrderStatus, SkuKey, Timestamp,
+};
 use crate::order_book::SharedOrder;
 
 use super::allocate::{decide_locked, sku_keys, Occasion};
@@ -72,15 +75,55 @@ impl std::ops::Add for PassCounts {
     }
 }
 
+impl std::ops::AddAssign for PassCounts {
+    fn add_assign(&mut self, other: Self) {
+        *self = *self + other;
+    }
+}
+
 /// One waiting order, with what the pass needs to schedule and decide it.
-struct Waiting {
+/// It clones no id shared by many orders (the merchant's, its settings):
+/// both workers bumping one reference count made the scan scale poorly.
+struct Waiting<'m> {
     order: SharedOrder,
-    age: (Timestamp, OrderKey),
+    purchase_time: Timestamp,
+    order_id: OrderId,
     skus: Vec<SkuKey>,
-    merchant: Arc<Merchant>,
+    merchant: Settings<'m>,
     holds_stock: bool,
     may_ship_partially: bool,
 }
+
+impl Waiting<'_> {
+    /// Oldest purchase time first; ties by order key (merchant, order id).
+    fn age_order(&self, other: &Self) -> std::cmp::Ordering {
+        self.purchase_time.cmp(&other.purchase_time).then_with(|| {
+            (&self.merchant.merchant_id, &self.order_id)
+                .cmp(&(&other.merchant.merchant_id, &other.order_id))
+        })
+    }
+}
+
+/// A waiting order's merchant settings: borrowed from the pass's table, or
+/// the defaults of a merchant that was never upserted.
+enum Settings<'m> {
+    Stored(&'m Merchant),
+    Defaults(Box<Merchant>),
+}
+
+impl std::ops::Deref for Settings<'_> {
+    type Target = Merchant;
+
+    fn deref(&self) -> &Merchant {
+        match self {
+            Settings::Stored(merchant) => merchant,
+            Settings::Defaults(merchant) => merchant,
+        }
+    }
+}
+
+/// Every merchant's settings, as they were when the pass began.
+type SettingsTable = FastMap<MerchantId, Arc<Merchant>>;
 
 impl Engine {
     /// Decide one waiting order again: give back what it holds and allocate
@@ -131,7 +174,7 @@ impl Engine {
         let _pass = self.shared.pass_lock.lock();
         let mut counts = PassCounts::default();
         for fifo_merchant in self.fifo_merchants(merchant) {
-            counts = counts + self.fifo_release_locked(&fifo_merchant, &[]).counts;
+            counts += self.fifo_release_locked(&fifo_merchant, &[]).counts;
         }
         counts + self.exception_pass(merchant)
     }
@@ -148,17 +191,27 @@ impl Engine {
 
     /// The parallel pass over non-FIFO merchants' waiting orders.
     fn exception_pass(&self, merchant: Option<&MerchantId>) -> PassCounts {
-        let waiting = self.waiting_orders(merchant);
+        let settings: SettingsTable = self
+            .shared
+            .merchants
+            .iter()
+            .map(|entry| (entry.key().clone(), Arc::clone(entry.value())))
+            .collect();
+        let waiting = self.waiting_orders(&settings, merchant);
         let plan = self.wavefront(&waiting);
-        let tally = Tally::default();
+        // Each task adds its counts once: a counter both workers bumped per
+        // order would be a cache line passed back and forth.
+        let tally = Mutex::new(PassCounts::default());
         rayon::scope(|scope| {
             for chunk in plan.independent.chunks(INDEPENDENT_CHUNK) {
                 let (waiting, tally) = (&waiting, &tally);
                 scope.spawn(move |_| {
+                    let mut counts = PassCounts::default();
                     for &index in chunk {
                         let entry = &waiting[index];
-                        tally.count(self.decide_again(&entry.order, &entry.merchant, &entry.skus));
+                        counts.count(self.decide_again(&entry.order, &entry.merchant, &entry.skus));
                     }
+                    *tally.lock() += counts;
                 });
             }
             for &head in &plan.ready {
@@ -166,7 +219,7 @@ impl Engine {
                 scope.spawn(move |scope| self.run_chain(scope, waiting, plan, tally, head));
             }
         });
-        tally.counts()
+        tally.into_inner()
     }
 
     /// Decide `index`, then every order it makes ready: one of them in this
@@ -174,14 +227,15 @@ impl Engine {
     fn run_chain<'s>(
         &'s self,
         scope: &rayon::Scope<'s>,
-        waiting: &'s [Waiting],
+        waiting: &'s [Waiting<'s>],
         plan: &'s Wavefront,
-        tally: &'s Tally,
+        tally: &'s Mutex<PassCounts>,
         mut index: usize,
     ) {
+        let mut counts = PassCounts::default();
         loop {
             let entry = &waiting[index];
-            tally.count(self.decide_again(&entry.order, &entry.merchant, &entry.skus));
+            counts.count(self.decide_again(&entry.order, &entry.merchant, &entry.skus));
             let mut next = None;
             for successor in plan.successors(index) {
                 if plan.pending[successor].fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -195,20 +249,19 @@ impl Engine {
             }
             match next {
                 Some(successor) => index = successor,
-                None => return,
+                None => break,
             }
         }
+        *tally.lock() += counts;
     }
 
     /// Every unpicked order waiting for stock, of non-FIFO merchants, found
     /// by a parallel scan of the order book.
-    fn waiting_orders(&self, merchant: Option<&MerchantId>) -> Vec<Waiting> {
-        let settings: FastMap<MerchantId, Arc<Merchant>> = self
-            .shared
-            .merchants
-            .iter()
-            .map(|entry| (entry.key().clone(), Arc::clone(entry.value())))
-            .collect();
+    fn waiting_orders<'m>(
+        &self,
+        settings: &'m SettingsTable,
+        merchant: Option<&MerchantId>,
+    ) -> Vec<Waiting<'m>> {
         self.shared.orders.par_filter_map(|shared| {
             let order = shared.lock();
             let in_scope = merchant.is_none_or(|m| &order.request.merchant_id == m);
@@ -217,13 +270,15 @@ impl Engine {
             }
             let merchant = match settings.get(&order.request.merchant_id) {
                 Some(settings) if settings.fifo_strategy != FifoStrategy::None => return None,
-                Some(settings) => Arc::clone(settings),
-                None => Arc::new(Merchant::with_defaults(order.request.merchant_id.clone())),
+                Some(settings) => Settings::Stored(settings),
+                None => Settings::Defaults(Box::new(Merchant::with_defaults(
+                    order.request.merchant_id.clone(),
+                ))),
             };
-            let skus = sku_keys(&order.request);
             Some(Waiting {
-                age: (order.request.purchase_time, order.key()),
-                skus,
+                purchase_time: order.request.purchase_time,
+                order_id: order.request.order_id.clone(),
+                skus: sku_keys(&order.request),
                 holds_stock: !order.allocations.is_empty(),
                 may_ship_partially: order
                     .request
@@ -242,15 +297,11 @@ impl Engine {
         let mut by_age: Vec<(Timestamp, u32)> = waiting
             .iter()
             .enumerate()
-            .map(|(index, entry)| (entry.age.0, index as u32))
+            .map(|(index, entry)| (entry.purchase_time, index as u32))
             .collect();
         by_age.par_sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0).then_with(|| {
-                waiting[a.1 as usize]
-                    .age
-                    .1
-                    .cmp(&waiting[b.1 as usize].age.1)
-            })
+            a.0.cmp(&b.0)
+                .then_with(|| waiting[a.1 as usize].age_order(&waiting[b.1 as usize]))
         });
 
         let skus = PassSkus::number(waiting);
@@ -408,38 +459,5 @@ impl Wavefront {
                     .get(position as usize + 1)
                     .map(|&next| next as usize)
             })
-    }
-}
-
-/// Pass counts shared by the workers.
-#[derive(Default)]
-struct Tally {
-    examined: AtomicU64,
-    allocated: AtomicU64,
-    partially_allocated: AtomicU64,
-}
-
-impl Tally {
-    fn count(&self, status: OrderStatus) {
-        self.examined.fetch_add(1, Ordering::Relaxed);
-        match status {
-            OrderStatus::Processing => self.allocated.fetch_add(1, Ordering::Relaxed),
-            OrderStatus::PartiallyAllocated => {
-                self.partially_allocated.fetch_add(1, Ordering::Relaxed)
-            }
-            _ => 0,
-        };
-    }
-
-    fn counts(&self) -> PassCounts {
-        let examined = self.examined.load(Ordering::Relaxed);
-        let allocated = self.allocated.load(Ordering::Relaxed);
-        let partially_allocated = self.partially_allocated.load(Ordering::Relaxed);
-        PassCounts {
-            examined,
-            allocated,
-            partially_allocated,
-            still_in_exception: examined - allocated - partially_allocated,
-        }
     }
 }
