@@ -155,19 +155,29 @@ impl Writer {
         }
         self.u8(acknowledgement_code(order.acknowledgement));
         self.bool(order.picked);
-        self.option_str(order.hold_reason());
-        self.len(order.shipments().len());
-        for shipment in order.shipments() {
+        // Field by field, so that a field added to `OrderExtras` is a
+        // compile error here until it is encoded (the reader lists them too).
+        let OrderExtras {
+            hold_reason,
+            shipments,
+            completes_at,
+            parent,
+            children,
+            submitted,
+        } = order.extras();
+        self.option_str(hold_reason.as_deref());
+        self.len(shipments.len());
+        for shipment in shipments {
             self.shipment(shipment);
         }
-        self.bool(order.extras().completes_at.is_some());
-        if let Some(at) = order.extras().completes_at {
-            self.timestamp(at);
+        self.bool(completes_at.is_some());
+        if let Some(at) = completes_at {
+            self.timestamp(*at);
         }
-        self.option_str(order.extras().parent.as_ref().map(OrderId::as_str));
-        self.strings(order.extras().children.iter().map(OrderId::as_str));
-        self.bool(order.extras().submitted.is_some());
-        if let Some(submitted) = &order.extras().submitted {
+        self.option_str(parent.as_ref().map(OrderId::as_str));
+        self.strings(children.iter().map(OrderId::as_str));
+        self.bool(submitted.is_some());
+        if let Some(submitted) = submitted {
             self.order_request(submitted);
         }
         self.varint(order.version);
