@@ -173,6 +173,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 }
 
 fn inspect(config: InspectConfig) -> anyhow::Result<()> {
+    // Reading needs no lock, but a running server may be writing meanwhile.
+    if let Some(pid) = store::locked_by(&config.data_dir) {
+        let holder = pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
+        println!(
+            "note: a running process{holder} holds the data directory's lock; \
+             reading files it may be writing"
+        );
+    }
     let engine = Engine::new(EngineConfig::default());
     let recovery = store::recover(&config.data_dir, &engine, false, false)
         .with_context(|| format!("inspecting {}", config.data_dir.display()))?;
@@ -187,7 +195,7 @@ fn inspect(config: InspectConfig) -> anyhow::Result<()> {
     println!("journal records replayed: {}", recovery.records_replayed);
     if let Some((path, offset)) = &recovery.torn_tail {
         println!(
-            "torn tail: {} from byte {offset} (start-up would cut it)",
+            "torn tail: {} from byte {offset} (start-up would move it aside)",
             path.display()
         );
     }

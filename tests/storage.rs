@@ -1,213 +1,20 @@
 //! Durability in process: snapshot round trips, journal replay, a snapshot
 //! taken under concurrent load, and corruption handling (SPEC §8, §9).
 
+#[path = "support/churn.rs"]
+mod churn;
 #[path = "support/rng.rs"]
 mod rng;
+use churn::*;
 use rng::Rng;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use allocation::engine::{
-    CountChange, Engine, EngineConfig, InventoryChange, ShipRequest, TrackingScan,
-};
-use allocation::error::Error;
-use allocation::ledger::SkuInfo;
-use allocation::model::{
-    Channel, FcId, FifoStrategy, LabelSource, MarketplaceStatus, Merchant, MerchantId, Order,
-    OrderKey, OrderLine, OrderRequest, OrderStatus, Sku, Timestamp, TrackingEvent, TrackingStatus,
-};
-use allocation::storage::{store, FsyncPolicy, OpenError, Store, StoreConfig};
-
-const MERCHANTS: [&str; 2] = ["m0", "m1"];
-const SKUS: usize = 30;
-const FCS: usize = 3;
-
-fn data_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("allocation-storage-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn config(dir: &Path) -> StoreConfig {
-    StoreConfig {
-        dir: dir.to_path_buf(),
-        fsync: FsyncPolicy::Off,
-        fallback_to_previous_snapshot: false,
-    }
-}
-
-fn open(dir: &Path) -> Result<(Engine, Store), OpenError> {
-    let engine = Engine::new(EngineConfig {
-        stripe_count: 8,
-        ..EngineConfig::default()
-    });
-    let (store, _) = Store::open(&config(dir), &engine)?;
-    Ok((engine, store))
-}
-
-fn sku(i: usize) -> Sku {
-    Sku::new(&format!("sku-{i}"))
-}
-
-/// Random operations of every kind.
-fn churn(engine: &Engine, rng: &mut Rng, prefix: &str, steps: usize) {
-    for step in 0..steps {
-        let merchant = MerchantId::new(MERCHANTS[rng.below(MERCHANTS.len())]);
-        match rng.below(9) {
-            0 => {
-                let mut settings = Merchant::with_defaults(merchant);
-                settings.partial_shipments = rng.below(2) == 0;
-                settings.fifo_strategy = [FifoStrategy::None, FifoStrategy::Full][rng.below(2)];
-                if rng.below(3) == 0 {
-                    // SKUs are registered with this tag: their lines split off.
-                    settings.split_tags = vec!["tag".into()];
-                }
-                engine.upsert_merchant(settings);
-            }
-            1 => {
-                let info = SkuInfo {
-                    registered: true,
-                    tags: vec!["tag".into()],
-                    replenishable: rng.below(2) == 0,
-                };
-                engine.register_skus(&merchant, &[(sku(rng.below(SKUS)), info)]);
-            }
-            2 | 3 => {
-                let change = InventoryChange {
-                    sku: sku(rng.below(SKUS)),
-                    fc: FcId::new(&format!("fc-{}", rng.below(FCS))),
-                    change: if rng.below(2) == 0 {
-                        CountChange::Set(rng.below(6) as u64)
-                    } else {
-                        CountChange::Adjust(1 + rng.below(4) as i64)
-                    },
-                };
-                let _ = engine.update_inventory(&merchant, &[change]);
-            }
-            4..=6 => {
-                let first = rng.below(SKUS);
-                let request = OrderRequest {
-                    merchant_id: merchant,
-                    order_id: format!("{prefix}-{step}").as_str().into(),
-                    purchase_time: Timestamp::from_seconds(rng.below(1000) as i64),
-                    lines: (0..1 + rng.below(3))
-                        .map(|i| OrderLine {
-                            sku: sku((first + i) % SKUS),
-                            quantity: 1 + rng.below(3) as u32,
-                        })
-                        .collect(),
-                    assigned_fc: None,
-                    partial_shipments: None,
-                    channel: Channel::Direct,
-                    marketplace_status: MarketplaceStatus::Ready,
-                    hold_reason: None,
-                };
-                engine.allocate(request, Timestamp::default()).unwrap();
-            }
-            7 => {
-                let operation = rng.below(6);
-                // Shipping and scanning pick among orders they can act on, so
-                // every seed's churn ships and tracks something.
-                let wanted = |order: &Order| match operation {
-                    4 => !order.allocations.is_empty() && order.status != OrderStatus::OnHold,
-                    5 => !order.shipments().is_empty(),
-                    _ => true,
-                };
-                if let Some(order) = any_order(engine, rng, wanted) {
-                    let _ = match operation {
-                        0 => engine.hold(&order, "check".into()),
-                        1 => engine.release(&order),
-                        2 => engine.cancel(&order),
-                        3 => engine.mark_picked(&order),
-                        4 => ship_somewhere(engine, order, &format!("{prefix}-{step}")),
-                        _ => scan_any(engine, &order, step),
-                    };
-                }
-            }
-            _ => {
-                engine.reprocess(None);
-                engine.complete_due(Timestamp::from_seconds(step as i64 * 60_000));
-            }
-        }
-    }
-}
-
-/// Ship the order's first allocation, if it has one.
-fn ship_somewhere(engine: &Engine, order: OrderKey, tracking: &str) -> Result<Order, Error> {
-    let fc = engine
-        .order(&order)?
-        .allocations
-        .first()
-        .map(|allocation| allocation.fc)
-        .unwrap_or_else(|| FcId::new("fc-0"));
-    engine.ship(ShipRequest {
-        order,
-        fc,
-        tracking_number: tracking.into(),
-        carrier: "carrier".into(),
-        label_source: LabelSource::Service,
-        at: Timestamp::from_seconds(1_000),
-    })
-}
-
-/// Record a scan of the order's first shipment, if it has one.
-fn scan_any(engine: &Engine, order: &OrderKey, step: usize) -> Result<Order, Error> {
-    let tracking_number = match engine.order(order)?.shipments().first() {
-        Some(shipment) => shipment.tracking_number.clone(),
-        None => return Err(Error::NotFound("no shipment".into())),
-    };
-    let scan = TrackingScan {
-        tracking_number,
-        event: TrackingEvent {
-            status: [TrackingStatus::PickedUp, TrackingStatus::Delivered][step % 2],
-            time: Timestamp::from_seconds(step as i64),
-            misdelivery_confirmed: step.is_multiple_of(3),
-        },
-    };
-    engine.record_tracking(scan).map(|(order, _)| order)
-}
-
-/// A random order among those `wanted`.
-fn any_order(engine: &Engine, rng: &mut Rng, wanted: impl Fn(&Order) -> bool) -> Option<OrderKey> {
-    // Sorted, so the pick depends on the seed alone, not on map iteration
-    // order (the maps' hashers are randomly seeded).
-    let mut keys: Vec<OrderKey> = engine
-        .order_handles()
-        .iter()
-        .map(|order| order.lock())
-        .filter(|order| wanted(order))
-        .map(|order| order.key())
-        .collect();
-    if keys.is_empty() {
-        return None;
-    }
-    keys.sort_unstable();
-    Some(keys.swap_remove(rng.below(keys.len())))
-}
-
-/// Everything observable, in a canonical order.
-fn state(engine: &Engine) -> (Vec<Merchant>, Vec<String>, Vec<Order>) {
-    let mut merchants = engine.merchants();
-    merchants.sort_by(|a, b| a.merchant_id.cmp(&b.merchant_id));
-    let mut stock = Vec::new();
-    for stripe in 0..engine.stripe_count() {
-        engine.with_stripe(stripe, |records| {
-            for (key, record) in records {
-                stock.push(format!("{key:?} {record:?}"));
-            }
-        });
-    }
-    stock.sort();
-    let mut orders: Vec<Order> = engine
-        .order_handles()
-        .iter()
-        .map(|o| o.lock().clone())
-        .collect();
-    orders.sort_by_key(Order::key);
-    (merchants, stock, orders)
-}
+use allocation::engine::{Engine, EngineConfig};
+use allocation::model::{Merchant, MerchantId, Order};
+use allocation::storage::journal::SEGMENT_HEADER_BYTES;
+use allocation::storage::{store, Store};
 
 #[test]
 fn journal_replay_alone_restores_the_state() {
@@ -401,7 +208,13 @@ fn a_torn_journal_tail_is_cut_at_the_last_whole_record() {
     let (store2, recovery) = Store::open(&config(&dir), &engine2).unwrap();
     let (path, offset) = recovery.torn_tail.expect("the torn tail is reported");
     assert_eq!(path, segment);
-    assert_eq!(offset, 16, "cut right after the segment header");
+    assert_eq!(
+        offset, SEGMENT_HEADER_BYTES,
+        "cut right after the segment header"
+    );
     assert_eq!(state(&engine2), expected);
+    // The cut bytes are kept beside the segment, not destroyed.
+    let aside = std::fs::read(format!("{}.torn-{offset}", segment.display())).unwrap();
+    assert_eq!(aside, &bytes[offset..bytes.len() - 7]);
     store2.close();
 }

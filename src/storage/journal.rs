@@ -9,8 +9,14 @@
 //! sync (group commit). Requests wait for their records to be durable
 //! before they are answered.
 //!
-//! Segment: header `ALJ1` + version (u32) + first LSN (u64), then records
+//! Segment: header `ALJ1` + version (u32) + first LSN (u64) + CRC32C of
+//! those 16 bytes (u32), then records
 //! `length (u32) | CRC32C over LSN and payload (u32) | LSN (u64) | payload`.
+//! When the next segment has been created (rotation, or a restart), the
+//! segment is sealed with a last frame `u32::MAX | CRC32C | next first LSN`:
+//! a sealed segment promises that its successor exists, so a deleted newest
+//! segment is noticed. Version 3 segments (a 16-byte header without the
+//! checksum, never sealed) are still read.
 //!
 //! If a write or sync fails the journal stops for good: waiters get an
 //! error and no later change is acknowledged (a failed fsync cannot be
@@ -34,9 +40,15 @@ use crate::engine::{ChangeLog, Effect, EffectRef};
 pub const SEGMENT_MAGIC: &[u8; 4] = b"ALJ1";
 /// 2: orders carry shipments, completion and auto-split links.
 /// 3: numbers inside records are varints.
-pub const SEGMENT_VERSION: u32 = 3;
-pub const SEGMENT_HEADER_BYTES: usize = 16;
+/// 4: the header carries its own checksum; segments are sealed.
+pub const SEGMENT_VERSION: u32 = 4;
+/// The oldest version still read (its records are framed the same way).
+const SEGMENT_VERSION_UNSEALED: u32 = 3;
+pub const SEGMENT_HEADER_BYTES: usize = 20;
+const SEGMENT_HEADER_BYTES_UNSEALED: usize = 16;
 pub const RECORD_HEADER_BYTES: usize = 16;
+/// The length field of a seal frame: no record is this long.
+const SEAL_MARK: u32 = u32::MAX;
 /// The append buffer's starting capacity.
 const BUFFER_BYTES: usize = 1 << 20;
 /// Largest record payload the reader accepts (a full FIFO release of a big
@@ -282,14 +294,37 @@ fn create_segment(dir: &Path, first_lsn: u64) -> std::io::Result<File> {
         .write(true)
         .truncate(true)
         .open(&path)?;
+    file.write_all(&segment_header(first_lsn))?;
+    file.sync_all()?;
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+fn segment_header(first_lsn: u64) -> Vec<u8> {
     let mut header = Vec::with_capacity(SEGMENT_HEADER_BYTES);
     header.extend_from_slice(SEGMENT_MAGIC);
     header.extend_from_slice(&SEGMENT_VERSION.to_le_bytes());
     header.extend_from_slice(&first_lsn.to_le_bytes());
-    file.write_all(&header)?;
-    file.sync_all()?;
-    sync_dir(dir)?;
-    Ok(file)
+    header.extend_from_slice(&crc32c::crc32c(&header).to_le_bytes());
+    header
+}
+
+/// The frame that seals a segment whose successor starts at `next_first`.
+fn seal_frame(next_first: u64) -> [u8; RECORD_HEADER_BYTES] {
+    let mut frame = [0; RECORD_HEADER_BYTES];
+    frame[..4].copy_from_slice(&SEAL_MARK.to_le_bytes());
+    frame[8..].copy_from_slice(&next_first.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&frame[..4]), &frame[8..]);
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
+    frame
+}
+
+/// Seal the segment at `path`: its successor, starting at `next_first`,
+/// exists on disk. Only for a segment no writer appends to any more.
+pub fn seal_segment(path: &Path, next_first: u64) -> std::io::Result<()> {
+    let mut file = OpenOptions::new().append(true).open(path)?;
+    file.write_all(&seal_frame(next_first))?;
+    file.sync_data()
 }
 
 /// Make a file's creation, rename or removal in `dir` durable.
@@ -300,6 +335,8 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 fn write_loop(shared: &Shared, mut file: File, first_lsn: u64) {
     let mut last_sync = Instant::now();
     let mut unsynced = false;
+    // A rotation with nothing appended since the last one keeps this segment.
+    let mut segment_first = first_lsn;
     let mut published = Durable {
         next: first_lsn,
         synced: first_lsn,
@@ -339,8 +376,17 @@ fn write_loop(shared: &Shared, mut file: File, first_lsn: u64) {
         let result = (|| -> std::io::Result<()> {
             if let Some((first, old)) = rotation {
                 file.write_all(&old)?;
-                file.sync_data()?;
-                file = create_segment(&shared.dir, first)?;
+                if first != segment_first {
+                    // The new segment first: a crash between the two leaves
+                    // an unsealed segment, which is legal, while a seal
+                    // always names a segment that was complete on disk.
+                    file.sync_data()?;
+                    let next = create_segment(&shared.dir, first)?;
+                    file.write_all(&seal_frame(first))?;
+                    file.sync_data()?;
+                    file = next;
+                    segment_first = first;
+                }
             }
             file.write_all(&bytes)?;
             let sync_now = sync_requested
@@ -418,19 +464,42 @@ pub enum ReadError {
 /// How a segment ended.
 #[derive(Debug, PartialEq, Eq)]
 pub struct SegmentEnd {
-    /// Bytes of whole, valid records (header included): where to cut.
+    /// Bytes of the header and whole, valid records: where to cut.
     pub valid_bytes: usize,
-    /// Bytes after the last whole record (a torn write), if any.
+    /// Bytes after the last whole record (a torn write), if any. A segment
+    /// whose header itself is incomplete is torn from byte 0.
     pub torn_bytes: usize,
     /// The LSN after the last record read.
     pub next_lsn: u64,
+    /// The first LSN of the segment the seal says follows, if sealed.
+    pub sealed_to: Option<u64>,
 }
 
-/// Read one segment, calling `visit` for every record in order. In the
-/// last segment an unreadable tail with no valid record after it is a torn
-/// write (reported in `SegmentEnd`); anywhere else damage is corruption.
+/// One frame read at an offset.
+enum Frame<'b> {
+    Record {
+        lsn: u64,
+        payload: &'b [u8],
+        end: usize,
+    },
+    Seal {
+        next_first: u64,
+        end: usize,
+    },
+}
+
+/// Read the segment `journal-<first_lsn>.log` at `path`, calling `visit`
+/// for every record in order.
+///
+/// Only the end of the last segment may be torn: a frame that does not
+/// check out with no valid frame anywhere after it (a write cut short), or
+/// a header shorter than a header (a crash, or a full disk, between
+/// creating the file and writing it). Anything else is corruption: a
+/// damaged header, a header that disagrees with the file name, a bad frame
+/// with a valid one after it, a record out of LSN order, bytes after a seal.
 pub fn read_segment(
     path: &Path,
+    first_lsn: u64,
     is_last: bool,
     mut visit: impl FnMut(u64, Vec<Effect>) -> Result<(), ReadError>,
 ) -> Result<SegmentEnd, ReadError> {
@@ -443,22 +512,74 @@ pub fn read_segment(
         offset,
         what,
     };
-    let first_lsn = read_segment_header(&bytes).map_err(|what| corrupt(0, what))?;
-    let mut offset = SEGMENT_HEADER_BYTES;
+    let header_bytes = match read_segment_header(&bytes) {
+        Ok((announced, header_bytes)) if announced == first_lsn => header_bytes,
+        Ok((announced, _)) => {
+            return Err(corrupt(
+                8,
+                format!("the header says first LSN {announced}, the file name {first_lsn}"),
+            ))
+        }
+        Err(HeaderError::Incomplete) if is_last => {
+            return Ok(SegmentEnd {
+                valid_bytes: 0,
+                torn_bytes: bytes.len(),
+                next_lsn: first_lsn,
+                sealed_to: None,
+            })
+        }
+        Err(error) => return Err(corrupt(0, error.to_string())),
+    };
+    let mut offset = header_bytes;
     let mut next_lsn = first_lsn;
     while offset < bytes.len() {
-        match parse_record(&bytes, offset, next_lsn) {
-            Ok((effects, end)) => {
-                visit(next_lsn, effects)?;
+        match read_frame(&bytes, offset) {
+            Ok(Frame::Record { lsn, payload, end }) => {
+                if lsn != next_lsn {
+                    return Err(corrupt(
+                        offset,
+                        format!("record has LSN {lsn}, expected {next_lsn}"),
+                    ));
+                }
+                let mut reader = Reader::new(payload, offset + RECORD_HEADER_BYTES);
+                let mut effects = Vec::new();
+                while !reader.is_empty() {
+                    // A checksummed record that does not decode was written
+                    // so: not a torn write.
+                    effects.push(
+                        reader
+                            .effect()
+                            .map_err(|error| corrupt(offset, error.to_string()))?,
+                    );
+                }
+                visit(lsn, effects)?;
                 next_lsn += 1;
                 offset = end;
             }
+            Ok(Frame::Seal { next_first, end }) => {
+                if next_first != next_lsn {
+                    return Err(corrupt(
+                        offset,
+                        format!("sealed to LSN {next_first} after records up to {next_lsn}"),
+                    ));
+                }
+                if end != bytes.len() {
+                    return Err(corrupt(end, "bytes after the segment's seal".into()));
+                }
+                return Ok(SegmentEnd {
+                    valid_bytes: end,
+                    torn_bytes: 0,
+                    next_lsn,
+                    sealed_to: Some(next_first),
+                });
+            }
             Err(what) => {
-                if is_last && !any_valid_record_after(&bytes, offset + 1, next_lsn) {
+                if is_last && !any_valid_frame_after(&bytes, offset + 1) {
                     return Ok(SegmentEnd {
                         valid_bytes: offset,
                         torn_bytes: bytes.len() - offset,
                         next_lsn,
+                        sealed_to: None,
                     });
                 }
                 return Err(corrupt(offset, what));
@@ -469,74 +590,91 @@ pub fn read_segment(
         valid_bytes: offset,
         torn_bytes: 0,
         next_lsn,
+        sealed_to: None,
     })
 }
 
-/// The first LSN a segment header announces.
-pub fn read_segment_header(bytes: &[u8]) -> Result<u64, String> {
-    if bytes.len() < SEGMENT_HEADER_BYTES || &bytes[..4] != SEGMENT_MAGIC {
-        return Err("not a journal segment (bad magic or short header)".into());
+/// Why a segment header could not be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("incomplete segment header")]
+    Incomplete,
+    #[error("not a journal segment (bad magic)")]
+    BadMagic,
+    #[error("unsupported journal version {0}")]
+    Version(u32),
+    #[error("segment header checksum mismatch")]
+    Checksum,
+}
+
+/// The first LSN a segment header announces, and the header's length.
+pub fn read_segment_header(bytes: &[u8]) -> Result<(u64, usize), HeaderError> {
+    let magic = &bytes[..bytes.len().min(SEGMENT_MAGIC.len())];
+    if magic != &SEGMENT_MAGIC[..magic.len()] {
+        return Err(HeaderError::BadMagic);
     }
-    let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    if version != SEGMENT_VERSION {
-        return Err(format!("unsupported journal version {version}"));
+    let field = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let Some(version) = field(4) else {
+        return Err(HeaderError::Incomplete);
+    };
+    let header_bytes = match version {
+        SEGMENT_VERSION => SEGMENT_HEADER_BYTES,
+        SEGMENT_VERSION_UNSEALED => SEGMENT_HEADER_BYTES_UNSEALED,
+        other => return Err(HeaderError::Version(other)),
+    };
+    if bytes.len() < header_bytes {
+        return Err(HeaderError::Incomplete);
+    }
+    if version == SEGMENT_VERSION
+        && field(16) != Some(crc32c::crc32c(&bytes[..SEGMENT_HEADER_BYTES_UNSEALED]))
+    {
+        return Err(HeaderError::Checksum);
     }
     let mut lsn = [0; 8];
     lsn.copy_from_slice(&bytes[8..16]);
-    Ok(u64::from_le_bytes(lsn))
+    Ok((u64::from_le_bytes(lsn), header_bytes))
 }
 
-/// One record at `offset` with LSN `expected_lsn`: its effects and where it ends.
-fn parse_record(
-    bytes: &[u8],
-    offset: usize,
-    expected_lsn: u64,
-) -> Result<(Vec<Effect>, usize), String> {
+/// The frame at `offset`, if its checksum is right.
+fn read_frame(bytes: &[u8], offset: usize) -> Result<Frame<'_>, String> {
     let header = bytes
         .get(offset..offset + RECORD_HEADER_BYTES)
         .ok_or("truncated record header")?;
     let mut reader = Reader::new(header, offset);
-    let (len, crc, lsn) = (|| -> Result<_, CodecError> {
-        Ok((reader.u32()? as usize, reader.u32()?, reader.u64()?))
-    })()
-    .map_err(|error| error.to_string())?;
+    let (len, crc, lsn) =
+        (|| -> Result<_, CodecError> { Ok((reader.u32()?, reader.u32()?, reader.u64()?)) })()
+            .map_err(|error| error.to_string())?;
+    let end = offset + RECORD_HEADER_BYTES;
+    if len == SEAL_MARK {
+        if seal_frame(lsn)[4..8] != crc.to_le_bytes() {
+            return Err("seal checksum mismatch".into());
+        }
+        return Ok(Frame::Seal {
+            next_first: lsn,
+            end,
+        });
+    }
+    let len = len as usize;
     if len > RECORD_BYTES_MAX {
         return Err(format!("record length {len} is implausible"));
     }
-    let start = offset + RECORD_HEADER_BYTES;
-    let payload = bytes.get(start..start + len).ok_or("truncated record")?;
+    let payload = bytes.get(end..end + len).ok_or("truncated record")?;
     if crc32c::crc32c_append(crc32c::crc32c(&lsn.to_le_bytes()), payload) != crc {
         return Err("record checksum mismatch".into());
     }
-    if lsn != expected_lsn {
-        return Err(format!("record has LSN {lsn}, expected {expected_lsn}"));
-    }
-    let mut reader = Reader::new(payload, start);
-    let mut effects = Vec::new();
-    while !reader.is_empty() {
-        effects.push(reader.effect().map_err(|error| error.to_string())?);
-    }
-    Ok((effects, start + len))
+    Ok(Frame::Record {
+        lsn,
+        payload,
+        end: end + len,
+    })
 }
 
-/// Whether a valid record with an LSN at or after `lsn` starts anywhere at
-/// or after `from` (then the damage before it is not a torn tail).
-fn any_valid_record_after(bytes: &[u8], from: usize, lsn: u64) -> bool {
-    (from..bytes.len().saturating_sub(RECORD_HEADER_BYTES - 1)).any(|offset| {
-        let Some(header) = bytes.get(offset..offset + RECORD_HEADER_BYTES) else {
-            return false;
-        };
-        let mut reader = Reader::new(header, offset);
-        let (Ok(len), Ok(crc), Ok(found)) = (reader.u32(), reader.u32(), reader.u64()) else {
-            return false;
-        };
-        let start = offset + RECORD_HEADER_BYTES;
-        found >= lsn
-            && (len as usize) <= RECORD_BYTES_MAX
-            && bytes
-                .get(start..start + len as usize)
-                .is_some_and(|payload| {
-                    crc32c::crc32c_append(crc32c::crc32c(&found.to_le_bytes()), payload) == crc
-                })
-    })
+/// Whether a valid frame (of any LSN) starts anywhere at or after `from`:
+/// then the damage before it is not a torn tail.
+fn any_valid_frame_after(bytes: &[u8], from: usize) -> bool {
+    (from..bytes.len()).any(|offset| read_frame(bytes, offset).is_ok())
 }

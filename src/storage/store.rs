@@ -41,6 +41,25 @@ pub enum OpenError {
          refusing to start with a gap"
     )]
     Gap { path: PathBuf, from: u64, to: u64 },
+    #[error(
+        "journal segment {path} starts at LSN {first}, inside the previous segment \
+         (which ends at {previous_end}); refusing to start"
+    )]
+    Overlap {
+        path: PathBuf,
+        first: u64,
+        previous_end: u64,
+    },
+    #[error(
+        "journal segment {path} is missing ({because}); refusing to start without its records"
+    )]
+    MissingSegment { path: PathBuf, because: String },
+    #[error(
+        "data dir {path} is in use by another process{}; \
+         two servers on one data directory would corrupt it",
+        .pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    Locked { path: PathBuf, pid: Option<u32> },
     #[error("recovered state breaks invariants; refusing to serve:\n{}", .0.join("\n"))]
     Invariants(Vec<String>),
 }
@@ -53,8 +72,12 @@ pub struct Recovery {
     pub snapshot_entries: u64,
     /// Journal records applied on top of the snapshot.
     pub records_replayed: u64,
-    /// Bytes of a torn write cut off the last segment (and where).
+    /// A torn write at the end of the last segment: the segment and the
+    /// offset from which its bytes were moved aside (`<segment>.torn-<offset>`).
     pub torn_tail: Option<(PathBuf, usize)>,
+    /// The last segment, if it is still there and not sealed: the next
+    /// segment's creation seals it.
+    pub open_segment: Option<(u64, PathBuf)>,
     /// The LSN the next change gets.
     pub next_lsn: u64,
     /// Corrupt snapshots skipped because of the fallback flag.
@@ -74,6 +97,8 @@ pub struct Store {
     journal: Arc<Journal>,
     /// One snapshot at a time.
     snapshotting: Mutex<()>,
+    /// The data directory's lock, held until `close`.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 impl Store {
@@ -85,14 +110,21 @@ impl Store {
             path: dir.clone(),
             source,
         })?;
+        let lock = lock(dir)?;
         remove_temporaries(dir)?;
         let recovery = recover(dir, engine, config.fallback_to_previous_snapshot, true)?;
-        let journal = Journal::start(dir, recovery.next_lsn, config.fsync).map_err(|source| {
-            OpenError::Io {
-                path: dir.clone(),
-                source,
+        let io = |source| OpenError::Io {
+            path: dir.clone(),
+            source,
+        };
+        let journal = Journal::start(dir, recovery.next_lsn, config.fsync).map_err(io)?;
+        if let Some((first, path)) = &recovery.open_segment {
+            // Its successor now exists (a segment with no record is
+            // recreated in place instead).
+            if *first != recovery.next_lsn {
+                journal::seal_segment(path, recovery.next_lsn).map_err(io)?;
             }
-        })?;
+        }
         if engine.attach_change_log(journal.clone()).is_err() {
             unreachable!("a freshly recovered engine has no change log yet");
         }
@@ -100,6 +132,7 @@ impl Store {
             dir: dir.clone(),
             journal,
             snapshotting: Mutex::new(()),
+            lock: Mutex::new(Some(lock)),
         };
         Ok((store, recovery))
     }
@@ -149,9 +182,11 @@ impl Store {
         journal::sync_dir(&self.dir)
     }
 
-    /// Stop the journal (pending records are written and synced).
+    /// Stop the journal (pending records are written and synced) and let
+    /// another process have the data directory.
     pub fn close(&self) {
         self.journal.close();
+        self.lock.lock().take();
     }
 }
 
@@ -192,17 +227,38 @@ pub fn recover(
 
     let start = recovery.next_lsn;
     let mut next = start;
+    // The segment read before, and how it ended.
+    let mut previous: Option<(&PathBuf, SegmentEnd)> = None;
     for (index, (first, path)) in segments.iter().enumerate() {
         let is_last = index + 1 == segments.len();
-        if *first > next {
-            return Err(OpenError::Gap {
-                path: path.clone(),
-                from: next,
-                to: *first,
-            });
+        match &previous {
+            // Segments continue each other exactly, LSN for LSN.
+            Some((_, end)) if *first != end.next_lsn => {
+                return Err(if *first > end.next_lsn {
+                    OpenError::Gap {
+                        path: path.clone(),
+                        from: end.next_lsn,
+                        to: *first,
+                    }
+                } else {
+                    OpenError::Overlap {
+                        path: path.clone(),
+                        first: *first,
+                        previous_end: end.next_lsn,
+                    }
+                });
+            }
+            None if *first > start => {
+                return Err(OpenError::Gap {
+                    path: path.clone(),
+                    from: start,
+                    to: *first,
+                })
+            }
+            _ => {}
         }
         let mut replayed = 0;
-        let end: SegmentEnd = journal::read_segment(path, is_last, |lsn, effects| {
+        let end = journal::read_segment(path, *first, is_last, |lsn, effects| {
             if lsn >= start {
                 for effect in effects {
                     engine.restore(effect);
@@ -213,22 +269,58 @@ pub fn recover(
         })?;
         recovery.records_replayed += replayed;
         next = next.max(end.next_lsn);
+        let mut kept = true;
         if end.torn_bytes > 0 {
-            tracing::warn!(
-                path = %path.display(),
-                offset = end.valid_bytes,
-                bytes = end.torn_bytes,
-                "journal ends in a torn write; cutting it at the last whole record"
-            );
+            if end.valid_bytes == 0 {
+                // A seal or a snapshot is written only after this header
+                // was on disk: then an incomplete header is damage.
+                let vouched = previous
+                    .as_ref()
+                    .is_some_and(|(_, end)| end.sealed_to == Some(*first))
+                    || recovery
+                        .snapshot
+                        .as_ref()
+                        .is_some_and(|(_, lsn)| lsn == first);
+                if vouched {
+                    return Err(OpenError::Read(ReadError::Corrupt {
+                        path: path.clone(),
+                        offset: 0,
+                        what: "incomplete header in a segment a seal or snapshot vouches for"
+                            .into(),
+                    }));
+                }
+                kept = false;
+            }
             recovery.torn_tail = Some((path.clone(), end.valid_bytes));
             if repair {
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(io)?;
-                file.set_len(end.valid_bytes as u64).map_err(io)?;
-                file.sync_all().map_err(io)?;
+                let aside = set_aside(path, end.valid_bytes).map_err(io)?;
+                tracing::warn!(
+                    path = %path.display(),
+                    offset = end.valid_bytes,
+                    bytes = end.torn_bytes,
+                    moved_to = %aside.display(),
+                    "journal ends in a torn write; its tail was moved aside"
+                );
             }
+        }
+        if kept {
+            recovery.open_segment = end.sealed_to.is_none().then(|| (*first, path.clone()));
+        }
+        if let Some(missing) = end.sealed_to.filter(|_| is_last) {
+            return Err(OpenError::MissingSegment {
+                path: journal::segment_path(dir, missing),
+                because: format!("{} is sealed to it", path.display()),
+            });
+        }
+        previous = Some((path, end));
+    }
+    if let Some((snapshot, lsn)) = &recovery.snapshot {
+        // Taking a snapshot at S starts segment S first.
+        if !segments.iter().any(|(first, _)| first == lsn) {
+            return Err(OpenError::MissingSegment {
+                path: journal::segment_path(dir, *lsn),
+                because: format!("the snapshot {} starts there", snapshot.display()),
+            });
         }
     }
     recovery.next_lsn = next;
@@ -238,6 +330,37 @@ pub fn recover(
         return Err(OpenError::Invariants(audit.violations));
     }
     Ok(recovery)
+}
+
+/// Move the bytes of `path` from `offset` on into `<path>.torn-<offset>`
+/// (the whole file, renamed, for offset 0), then cut them off: nothing that
+/// may hold acknowledged records is destroyed, and an operator can look.
+fn set_aside(path: &Path, offset: usize) -> std::io::Result<PathBuf> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut aside = PathBuf::from(format!("{}.torn-{offset}", path.display()));
+    for again in 1.. {
+        if !aside.exists() {
+            break;
+        }
+        aside = PathBuf::from(format!("{}.torn-{offset}.{again}", path.display()));
+    }
+    if offset == 0 {
+        std::fs::rename(path, &aside)?;
+    } else {
+        let bytes = std::fs::read(path)?;
+        let mut copy = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&aside)?;
+        std::io::Write::write_all(&mut copy, &bytes[offset..])?;
+        copy.sync_all()?;
+        journal::sync_dir(dir)?;
+        let file = std::fs::OpenOptions::new().write(true).open(path)?;
+        file.set_len(offset as u64)?;
+        file.sync_all()?;
+    }
+    journal::sync_dir(dir)?;
+    Ok(aside)
 }
 
 /// Files `<prefix><number><suffix>` in `dir`, sorted by number.
@@ -259,6 +382,61 @@ fn list(dir: &Path, prefix: &str, suffix: &str) -> std::io::Result<Vec<(u64, Pat
     }
     found.sort();
     Ok(found)
+}
+
+/// The lock file that keeps a second process off a data directory.
+pub fn lock_path(dir: &Path) -> PathBuf {
+    dir.join("LOCK")
+}
+
+/// Take the data directory's exclusive lock (`flock` on `LOCK`, released
+/// by the kernel when the process dies, however it dies) and write this
+/// process's id into it for the next one to name.
+fn lock(dir: &Path) -> Result<std::fs::File, OpenError> {
+    let path = lock_path(dir);
+    let io = |source| OpenError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(OpenError::Locked {
+                path: dir.to_path_buf(),
+                pid: lock_holder(dir),
+            })
+        }
+        Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
+    }
+    file.set_len(0).map_err(io)?;
+    std::io::Write::write_all(&mut file, format!("{}\n", std::process::id()).as_bytes())
+        .map_err(io)?;
+    Ok(file)
+}
+
+/// Whether another process holds the data directory's lock, and its id if
+/// it wrote one (for `inspect`, which reads without the lock).
+pub fn locked_by(dir: &Path) -> Option<Option<u32>> {
+    let file = std::fs::File::open(lock_path(dir)).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(_) => Some(lock_holder(dir)),
+    }
+}
+
+fn lock_holder(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(lock_path(dir))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// A snapshot interrupted by a crash leaves a `.tmp` file: never valid.
