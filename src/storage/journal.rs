@@ -466,9 +466,10 @@ pub enum ReadError {
 pub struct SegmentEnd {
     /// Bytes of the header and whole, valid records: where to cut.
     pub valid_bytes: usize,
-    /// Bytes after the last whole record (a torn write), if any. A segment
-    /// whose header itself is incomplete is torn from byte 0.
+    /// Bytes after the last whole record (a torn write), if any.
     pub torn_bytes: usize,
+    /// The header itself is incomplete: the whole file is torn, from byte 0.
+    pub incomplete_header: bool,
     /// The LSN after the last record read.
     pub next_lsn: u64,
     /// The first LSN of the segment the seal says follows, if sealed.
@@ -524,6 +525,7 @@ pub fn read_segment(
             return Ok(SegmentEnd {
                 valid_bytes: 0,
                 torn_bytes: bytes.len(),
+                incomplete_header: true,
                 next_lsn: first_lsn,
                 sealed_to: None,
             })
@@ -569,6 +571,7 @@ pub fn read_segment(
                 return Ok(SegmentEnd {
                     valid_bytes: end,
                     torn_bytes: 0,
+                    incomplete_header: false,
                     next_lsn,
                     sealed_to: Some(next_first),
                 });
@@ -578,6 +581,7 @@ pub fn read_segment(
                     return Ok(SegmentEnd {
                         valid_bytes: offset,
                         torn_bytes: bytes.len() - offset,
+                        incomplete_header: false,
                         next_lsn,
                         sealed_to: None,
                     });
@@ -589,6 +593,7 @@ pub fn read_segment(
     Ok(SegmentEnd {
         valid_bytes: offset,
         torn_bytes: 0,
+        incomplete_header: false,
         next_lsn,
         sealed_to: None,
     })

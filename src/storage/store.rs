@@ -37,10 +37,17 @@ pub enum OpenError {
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(
-        "journal records {from}..{to} are missing (segment {path} starts after them); \
-         refusing to start with a gap"
+        "journal records {from}..{to} are missing ({after}segment {path} starts after them); \
+         refusing to start with a gap",
+        after = .previous.as_ref().map(|previous| format!("{} ends before them, ", previous.display())).unwrap_or_default()
     )]
-    Gap { path: PathBuf, from: u64, to: u64 },
+    Gap {
+        /// The segment read before the gap, if any.
+        previous: Option<PathBuf>,
+        path: PathBuf,
+        from: u64,
+        to: u64,
+    },
     #[error(
         "journal segment {path} starts at LSN {first}, inside the previous segment \
          (which ends at {previous_end}); refusing to start"
@@ -233,9 +240,10 @@ pub fn recover(
         let is_last = index + 1 == segments.len();
         match &previous {
             // Segments continue each other exactly, LSN for LSN.
-            Some((_, end)) if *first != end.next_lsn => {
+            Some((previous, end)) if *first != end.next_lsn => {
                 return Err(if *first > end.next_lsn {
                     OpenError::Gap {
+                        previous: Some((*previous).clone()),
                         path: path.clone(),
                         from: end.next_lsn,
                         to: *first,
@@ -250,6 +258,7 @@ pub fn recover(
             }
             None if *first > start => {
                 return Err(OpenError::Gap {
+                    previous: None,
                     path: path.clone(),
                     from: start,
                     to: *first,
@@ -270,8 +279,8 @@ pub fn recover(
         recovery.records_replayed += replayed;
         next = next.max(end.next_lsn);
         let mut kept = true;
-        if end.torn_bytes > 0 {
-            if end.valid_bytes == 0 {
+        if end.torn_bytes > 0 || end.incomplete_header {
+            if end.incomplete_header {
                 // A seal or a snapshot is written only after this header
                 // was on disk: then an incomplete header is damage.
                 let vouched = previous
