@@ -356,13 +356,19 @@ fn set_aside(path: &Path, offset: usize) -> std::io::Result<PathBuf> {
     if offset == 0 {
         std::fs::rename(path, &aside)?;
     } else {
+        // Whole or not at all: a full disk must not leave half a copy.
         let bytes = std::fs::read(path)?;
-        let mut copy = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&aside)?;
-        std::io::Write::write_all(&mut copy, &bytes[offset..])?;
-        copy.sync_all()?;
+        let temporary = PathBuf::from(format!("{}.tmp", aside.display()));
+        let written = (|| {
+            let mut copy = std::fs::File::create(&temporary)?;
+            std::io::Write::write_all(&mut copy, &bytes[offset..])?;
+            copy.sync_all()?;
+            std::fs::rename(&temporary, &aside)
+        })();
+        if let Err(error) = written {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(error);
+        }
         journal::sync_dir(dir)?;
         let file = std::fs::OpenOptions::new().write(true).open(path)?;
         file.set_len(offset as u64)?;
