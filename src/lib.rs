@@ -25,6 +25,8 @@ pub mod background;
 pub mod config;
 pub mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod ledger;
 pub mod model;

@@ -502,18 +502,29 @@ pub fn read_segment(
     path: &Path,
     first_lsn: u64,
     is_last: bool,
-    mut visit: impl FnMut(u64, Vec<Effect>) -> Result<(), ReadError>,
+    visit: impl FnMut(u64, Vec<Effect>) -> Result<(), ReadError>,
 ) -> Result<SegmentEnd, ReadError> {
     let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_segment(&bytes, path, first_lsn, is_last, visit)
+}
+
+/// `read_segment` of a segment's bytes (`path` names it in errors).
+pub fn parse_segment(
+    bytes: &[u8],
+    path: &Path,
+    first_lsn: u64,
+    is_last: bool,
+    mut visit: impl FnMut(u64, Vec<Effect>) -> Result<(), ReadError>,
+) -> Result<SegmentEnd, ReadError> {
     let corrupt = |offset: usize, what: String| ReadError::Corrupt {
         path: path.to_path_buf(),
         offset,
         what,
     };
-    let header_bytes = match read_segment_header(&bytes) {
+    let header_bytes = match read_segment_header(bytes) {
         Ok((announced, header_bytes)) if announced == first_lsn => header_bytes,
         Ok((announced, _)) => {
             return Err(corrupt(
@@ -535,7 +546,7 @@ pub fn read_segment(
     let mut offset = header_bytes;
     let mut next_lsn = first_lsn;
     while offset < bytes.len() {
-        match read_frame(&bytes, offset) {
+        match read_frame(bytes, offset) {
             Ok(Frame::Record { lsn, payload, end }) => {
                 if lsn != next_lsn {
                     return Err(corrupt(
@@ -577,7 +588,7 @@ pub fn read_segment(
                 });
             }
             Err(what) => {
-                if is_last && !any_valid_frame_after(&bytes, offset + 1) {
+                if is_last && !any_valid_frame_after(bytes, offset + 1) {
                     return Ok(SegmentEnd {
                         valid_bytes: offset,
                         torn_bytes: bytes.len() - offset,

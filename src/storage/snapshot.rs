@@ -215,6 +215,15 @@ pub fn read(path: &Path, visit: impl Fn(Effect) + Sync) -> Result<Loaded, ReadEr
         path: path.to_path_buf(),
         source,
     })?;
+    parse(&bytes, path, visit)
+}
+
+/// `read` of a snapshot's bytes (`path` names it in errors).
+pub fn parse(
+    bytes: &[u8],
+    path: &Path,
+    visit: impl Fn(Effect) + Sync,
+) -> Result<Loaded, ReadError> {
     let corrupt = |offset: usize, what: &str| ReadError::Corrupt {
         path: path.to_path_buf(),
         offset,
