@@ -301,16 +301,6 @@ pub fn recover(
                 kept = false;
             }
             recovery.torn_tail = Some((path.clone(), end.valid_bytes));
-            if repair {
-                let aside = set_aside(path, end.valid_bytes).map_err(io)?;
-                tracing::warn!(
-                    path = %path.display(),
-                    offset = end.valid_bytes,
-                    bytes = end.torn_bytes,
-                    moved_to = %aside.display(),
-                    "journal ends in a torn write; its tail was moved aside"
-                );
-            }
         }
         if kept {
             recovery.open_segment = end.sealed_to.is_none().then(|| (*first, path.clone()));
@@ -337,6 +327,16 @@ pub fn recover(
     let audit = engine.audit();
     if !audit.violations.is_empty() {
         return Err(OpenError::Invariants(audit.violations));
+    }
+    // Only now that nothing refuses: a refused start changes no file.
+    if let (true, Some((path, offset))) = (repair, &recovery.torn_tail) {
+        let aside = set_aside(path, *offset).map_err(io)?;
+        tracing::warn!(
+            path = %path.display(),
+            offset,
+            moved_to = %aside.display(),
+            "journal ends in a torn write; its tail was moved aside"
+        );
     }
     Ok(recovery)
 }
