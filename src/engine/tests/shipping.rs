@@ -186,6 +186,29 @@ fn shipped_orders_read_completed_from_six_central_the_next_day() {
     assert_eq!(e.complete_due(thursday_six), 0);
 }
 
+#[test]
+fn a_backdated_read_answers_the_same_before_and_after_the_sweep() {
+    let e = engine();
+    set(&e, "a", "fc1", 1);
+    allocate(&e, request("o", 0, &[("a", 1)]));
+    ship(&e, "o", "fc1", "T1").unwrap();
+    let thursday_six = Timestamp::from_seconds(WEDNESDAY + 14 * HOUR + 30 * 60);
+    let just_before = Timestamp::from_seconds(thursday_six.seconds - 1);
+    let unswept = e.order(&key("o")).unwrap();
+    assert_eq!(unswept.status_at(just_before), OrderStatus::Shipped);
+
+    // The sweep runs late (as the server's does, within a minute); a read
+    // as of before the completion time must not see what it recorded.
+    assert_eq!(
+        e.complete_due(Timestamp::from_seconds(thursday_six.seconds + 60)),
+        1
+    );
+    let swept = e.order(&key("o")).unwrap();
+    assert_eq!(swept.status, OrderStatus::Completed);
+    assert_eq!(swept.status_at(just_before), OrderStatus::Shipped);
+    assert_eq!(swept.status_at(thursday_six), OrderStatus::Completed);
+}
+
 /// Collects published events.
 #[derive(Default)]
 struct Recorder(Mutex<Vec<OrderEvent>>);
