@@ -1,26 +1,57 @@
-//! Crash test: the real binary, concurrent clients, `kill -9` at seeded
-//! random moments, several rounds on one data directory. After every
-//! restart, every acknowledged change is there and no invariant is broken.
+//! Crash test: the real binary, concurrent clients sending every kind of
+//! change (allocations single and batched, holds, releases, cancels,
+//! picks, shipments, carrier scans, receipts, losses, absolute counts,
+//! reprocessing, snapshots), `kill -9` at seeded random moments, many
+//! rounds on one data directory.
+//!
+//! After every kill, `inspect` recovers the directory offline and checks
+//! the invariants; the restarted server must then hold every change
+//! acknowledged in that round and before, in its acknowledged state or a
+//! legal later one, with no SKU at any FC over-reserved and units
+//! conserved. A change sent and never answered may or may not be there.
+//!
+//! `CRASH_ROUNDS` (default 30, about 35 s) sets the rounds, `CRASH_SEED` the seed; both
+//! are printed (`cargo test --test crash -- --nocapture`).
 
 #[path = "support/binary.rs"]
 mod binary;
+#[path = "crash/load.rs"]
+mod load;
+#[path = "crash/orders.rs"]
+mod orders;
 #[path = "support/rng.rs"]
 mod rng;
-use binary::Binary;
-use rng::Rng;
+#[path = "crash/told.rs"]
+mod told;
+#[path = "crash/verify.rs"]
+mod verify;
 
-use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use allocation::grpc::proto::allocation_service_client::AllocationServiceClient;
 use allocation::grpc::proto::*;
 use tonic::transport::Channel;
 
+use binary::Binary;
+use load::{Client, FCS};
+use rng::Rng;
+use told::{Bounds, Cell, Op, Told};
+use verify::Totals;
+
 const SKUS: usize = 8;
-const FCS: usize = 3;
 const CLIENTS: usize = 4;
-const ROUNDS: usize = 4;
+const INITIAL: u64 = 4;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value} is not a number")),
+        Err(_) => default,
+    }
+}
 
 async fn connect(server: &Binary) -> AllocationServiceClient<Channel> {
     AllocationServiceClient::connect(server.url())
@@ -28,280 +59,191 @@ async fn connect(server: &Binary) -> AllocationServiceClient<Channel> {
         .expect("connect")
 }
 
-fn cell(sku: usize, fc: usize) -> (String, String) {
-    (format!("s{sku}"), format!("fc{fc}"))
+fn cells() -> Vec<Cell> {
+    (0..SKUS)
+        .flat_map(|s| (0..FCS).map(move |f| (format!("s{s}"), format!("fc{f}"))))
+        .collect()
 }
 
-/// What the clients were told, and what they sent without an answer.
-#[derive(Clone, Default)]
-struct Acknowledged {
-    orders: HashMap<String, OrderState>,
-    /// Net units added by acknowledged adjustments, per (SKU, FC).
-    received: HashMap<(String, String), u64>,
-    /// Units of adjustments sent but never answered (the crash hit them).
-    maybe_received: HashMap<(String, String), u64>,
-}
-
-async fn client_load(
-    mut client: AllocationServiceClient<Channel>,
-    seed: u64,
-    prefix: String,
-    acknowledged: Arc<Mutex<Acknowledged>>,
-) {
-    let mut rng = Rng(seed);
-    let mut mine: Vec<String> = Vec::new();
-    for n in 0.. {
-        match rng.below(10) {
-            0..=5 => {
-                let id = format!("{prefix}-{n}");
-                let first = rng.below(SKUS);
-                let order = Order {
-                    merchant_id: "m".into(),
-                    order_id: id.clone(),
-                    purchase_time: Some(prost_types::Timestamp {
-                        seconds: 1_700_000_000 + n as i64,
-                        nanos: 0,
-                    }),
-                    lines: (0..1 + rng.below(3))
-                        .map(|i| OrderLine {
-                            sku: format!("s{}", (first + i) % SKUS),
-                            quantity: 1 + rng.below(3) as u32,
-                        })
-                        .collect(),
-                    partial_shipments: Some(rng.below(2) == 0),
-                    ..Default::default()
-                };
-                let request = AllocateRequest {
-                    order: Some(order),
-                    as_of: None,
-                };
-                match client.allocate(request).await {
-                    Ok(response) => {
-                        let state = response.into_inner().orders.remove(0);
-                        acknowledged
-                            .lock()
-                            .unwrap()
-                            .orders
-                            .insert(id.clone(), state);
-                        mine.push(id);
-                    }
-                    Err(_) => return,
-                }
-            }
-            6 | 7 if !mine.is_empty() => {
-                let id = mine.swap_remove(rng.below(mine.len()));
-                let request = CancelOrderRequest {
-                    merchant_id: "m".into(),
-                    order_id: id.clone(),
-                    as_of: None,
-                };
-                match client.cancel_order(request).await {
-                    Ok(response) => {
-                        acknowledged
-                            .lock()
-                            .unwrap()
-                            .orders
-                            .insert(id, response.into_inner());
-                    }
-                    Err(_) => return,
-                }
-            }
-            _ => {
-                let (sku, fc) = cell(rng.below(SKUS), rng.below(FCS));
-                let units = 1 + rng.below(3) as u64;
-                acknowledged
-                    .lock()
-                    .unwrap()
-                    .maybe_received
-                    .entry((sku.clone(), fc.clone()))
-                    .and_modify(|u| *u += units)
-                    .or_insert(units);
-                let request = AdjustInventoryRequest {
-                    merchant_id: "m".into(),
-                    deltas: vec![InventoryDelta {
-                        sku: sku.clone(),
-                        fc_id: fc.clone(),
-                        delta: units as i64,
-                    }],
-                };
-                let answered = client.adjust_inventory(request).await.is_ok();
-                let mut acknowledged = acknowledged.lock().unwrap();
-                if answered {
-                    *acknowledged
-                        .maybe_received
-                        .get_mut(&(sku.clone(), fc.clone()))
-                        .unwrap() -= units;
-                    *acknowledged.received.entry((sku, fc)).or_default() += units;
-                } else {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Everything acknowledged is there; the ledger is consistent.
-async fn verify(server: &Binary, acknowledged: &Acknowledged, initial: u64, round: usize) {
-    let mut client = connect(server).await;
-    for (id, acked) in &acknowledged.orders {
-        let now = client
-            .get_order(GetOrderRequest {
-                merchant_id: "m".into(),
-                order_id: id.clone(),
-                as_of: None,
-            })
-            .await
-            .unwrap_or_else(|status| {
-                panic!("round {round}: acknowledged order {id} lost: {status}")
-            })
-            .into_inner();
-        assert!(
-            now.version >= acked.version,
-            "round {round}: order {id} went back in time"
-        );
-        if now.version == acked.version {
-            assert_eq!(
-                now, *acked,
-                "round {round}: order {id} differs from what was acknowledged"
-            );
-        }
-    }
-
-    let mut reserved_total = 0;
-    for sku in 0..SKUS {
-        let view = client
-            .get_inventory(GetInventoryRequest {
-                merchant_id: "m".into(),
-                sku: format!("s{sku}"),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        for row in &view.fcs {
-            assert!(
-                row.reserved <= row.on_hand,
-                "round {round}: over-reserved {row:?}"
-            );
-            let key = (view.sku.clone(), row.fc_id.clone());
-            let received = acknowledged.received.get(&key).copied().unwrap_or(0);
-            let maybe = acknowledged.maybe_received.get(&key).copied().unwrap_or(0);
-            let expected = initial + received;
-            assert!(
-                row.on_hand >= expected && row.on_hand <= expected + maybe,
-                "round {round}: {key:?} on hand {} but acknowledged receipts give {expected} (+{maybe} unanswered)",
-                row.on_hand
-            );
-            reserved_total += row.reserved;
-        }
-    }
-    let mut allocated_total = 0;
-    let mut token = String::new();
-    loop {
-        let page = client
-            .list_orders(ListOrdersRequest {
-                merchant_id: "m".into(),
-                status: None,
-                page_size: 1000,
-                page_token: token,
-                as_of: None,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        for order in &page.orders {
-            allocated_total += order
-                .allocations
-                .iter()
-                .map(|a| u64::from(a.quantity))
-                .sum::<u64>();
-        }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
-    assert_eq!(
-        reserved_total, allocated_total,
-        "round {round}: reservations and allocations disagree"
+/// Recover the data directory offline, as `inspect` does: it refuses a
+/// directory whose recovered state breaks an invariant.
+fn inspect(dir: &Path, round: usize) -> Totals {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_allocation-service"))
+        .args(["inspect", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run inspect");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("invariants: ok"),
+        "round {round}: inspect refused the data directory: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
     );
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("merchants:"))
+        .unwrap_or_else(|| panic!("no totals in {stdout}"));
+    let value = |name: &str| -> u64 {
+        line.split("  ")
+            .find_map(|part| part.strip_prefix(name)?.strip_prefix(": "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+    };
+    Totals {
+        orders: value("orders"),
+        on_hand: value("on hand"),
+        reserved: value("reserved"),
+    }
+}
+
+/// Give each client a share of the known orders and of the stock cells, so
+/// that each order and each cell has one client changing it.
+fn shares<T: Clone>(items: &[T], rng: &mut Rng) -> Vec<Vec<T>> {
+    let mut shares = vec![Vec::new(); CLIENTS];
+    for item in items {
+        shares[rng.below(CLIENTS)].push(item.clone());
+    }
+    shares
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_minus_nine_loses_nothing_acknowledged() {
+    let seed = env_number("CRASH_SEED", 0xC0FFEE);
+    let rounds = env_number("CRASH_ROUNDS", 30) as usize;
+    println!("crash test: seed {seed}, {rounds} rounds (rerun with CRASH_SEED={seed} CRASH_ROUNDS={rounds})");
+    let started = Instant::now();
     let dir = std::env::temp_dir().join(format!("allocation-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0xC0FFEE);
-    println!("crash test seed {seed} (rerun with CRASH_SEED={seed})");
     let mut rng = Rng(seed);
-    let initial = 4;
-    let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
+    let skus: Vec<String> = (0..SKUS).map(|s| format!("s{s}")).collect();
+    let told = Arc::new(Mutex::new(Told::default()));
+    let flags = ["--snapshot-interval-seconds", "3600"];
 
-    for round in 0..ROUNDS {
-        let server = Binary::start(&dir, &["--snapshot-interval-seconds", "3600"]).await;
-        let mut client = connect(&server).await;
-        if round == 0 {
-            let levels = (0..SKUS)
-                .flat_map(|s| (0..FCS).map(move |f| (s, f)))
-                .map(|(s, f)| {
-                    let (sku, fc_id) = cell(s, f);
-                    InventoryLevel {
-                        sku,
-                        fc_id,
-                        on_hand: initial,
-                    }
-                })
-                .collect();
-            client
-                .set_inventory(SetInventoryRequest {
-                    merchant_id: "m".into(),
-                    levels,
-                })
-                .await
-                .unwrap();
-        } else {
-            let told = acknowledged.lock().unwrap().clone();
-            verify(&server, &told, initial, round).await;
-        }
+    let mut server = Binary::start(&dir, &flags).await;
+    let levels = cells()
+        .into_iter()
+        .map(|(sku, fc_id)| InventoryLevel {
+            sku,
+            fc_id,
+            on_hand: INITIAL,
+        })
+        .collect();
+    connect(&server)
+        .await
+        .set_inventory(SetInventoryRequest {
+            merchant_id: "m".into(),
+            levels,
+        })
+        .await
+        .expect("initial stock");
+    told.lock().unwrap().cells = cells()
+        .into_iter()
+        .map(|cell| (cell, Bounds::exactly(INITIAL as i64)))
+        .collect();
 
+    for round in 0..rounds {
+        let round_started = Instant::now();
+        let (orders, stock) = {
+            let mut told = told.lock().unwrap();
+            told.round.clear();
+            told.killed = false;
+            let mut ids: Vec<String> = told.orders.keys().cloned().collect();
+            ids.sort();
+            (shares(&ids, &mut rng), shares(&cells(), &mut rng))
+        };
         let mut tasks = Vec::new();
-        for index in 0..CLIENTS {
-            tasks.push(tokio::spawn(client_load(
+        for (index, (mine, mut my_cells)) in orders.into_iter().zip(stock).enumerate() {
+            if my_cells.is_empty() {
+                my_cells.push(cells()[index].clone());
+            }
+            let client = Client::new(
                 connect(&server).await,
-                seed ^ (((round * CLIENTS + index) as u64 + 1) * 0x9E37_79B9),
+                rng.next_u64(),
                 format!("r{round}c{index}"),
-                Arc::clone(&acknowledged),
-            )));
+                mine,
+                my_cells,
+                SKUS,
+                Arc::clone(&told),
+            );
+            tasks.push(tokio::spawn(client.run()));
         }
-        if round == 2 {
-            // A snapshot in the middle of the load, then the crash.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let info = client
+        let load_ms = 300 + rng.below(1200) as u64;
+        if rng.below(2) == 0 {
+            // A snapshot while the load runs, then the crash.
+            let at = rng.below(load_ms as usize) as u64;
+            tokio::time::sleep(Duration::from_millis(at)).await;
+            let info = connect(&server)
+                .await
                 .snapshot(SnapshotRequest {})
                 .await
-                .unwrap()
+                .expect("snapshot")
                 .into_inner();
             assert!(info.bytes > 0);
+            tokio::time::sleep(Duration::from_millis(load_ms - at)).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(load_ms)).await;
         }
-        tokio::time::sleep(Duration::from_millis(150 + rng.below(500) as u64)).await;
-        let mut server = server;
+        told.lock().unwrap().killed = true;
         server.child.kill().expect("kill -9");
         server.child.wait().unwrap();
         for task in tasks {
-            task.await.unwrap();
+            task.await.expect("a client found a defect");
         }
-        let acknowledged_orders = acknowledged.lock().unwrap().orders.len();
+
+        let (acked, changes) = {
+            let mut told = told.lock().unwrap();
+            told.resolve_pending_counts();
+            let acked: u64 = told.round.values().sum();
+            let reads_only = [Op::Retry, Op::Snapshot, Op::Reprocess];
+            let changes: u64 = told
+                .round
+                .iter()
+                .filter(|(op, _)| !reads_only.contains(op))
+                .map(|(_, n)| n)
+                .sum();
+            (acked, changes)
+        };
         assert!(
-            acknowledged_orders > 0,
-            "round {round}: the load did something"
+            changes > 0,
+            "round {round}: no change was acknowledged, so the round checked nothing"
+        );
+
+        let offline = inspect(&dir, round);
+        server = Binary::start(&dir, &flags).await;
+        let online = {
+            // No client runs now: take what they were told out for the check.
+            let mut checked = std::mem::take(&mut *told.lock().unwrap());
+            let mut client = connect(&server).await;
+            let totals = verify::verify(&mut client, &mut checked, &skus, round).await;
+            *told.lock().unwrap() = checked;
+            totals
+        };
+        assert_eq!(
+            online, offline,
+            "round {round}: the server and inspect recovered different states"
+        );
+        println!(
+            "round {round}: killed after {load_ms} ms, {acked} requests acknowledged ({changes} changes), {} orders, {:.1} s",
+            online.orders,
+            round_started.elapsed().as_secs_f64()
         );
     }
-
-    let server = Binary::start(&dir, &[]).await;
-    let told = acknowledged.lock().unwrap().clone();
-    verify(&server, &told, initial, ROUNDS).await;
     drop(server);
+
+    let told = told.lock().unwrap();
+    println!("acknowledged over the run: {:?}", told.total);
+    let missing: Vec<Op> = Op::ALL
+        .into_iter()
+        .filter(|op| !told.total.contains_key(op))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "never acknowledged in {rounds} rounds: {missing:?} (the mix does not cover them)"
+    );
+    println!(
+        "crash test: seed {seed}, {rounds} rounds in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

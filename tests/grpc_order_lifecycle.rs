@@ -354,6 +354,61 @@ async fn completed_at_six_central_next_day_across_dst_and_weekends() {
     );
 }
 
+/// The ids ListOrders answers for `status` as of `as_of`, and the status
+/// each reads there.
+async fn listed(
+    client: &mut Client,
+    status: OrderStatus,
+    as_of: i64,
+) -> Vec<(String, OrderStatus)> {
+    client
+        .list_orders(ListOrdersRequest {
+            merchant_id: M.into(),
+            status: Some(status as i32),
+            page_size: 100,
+            page_token: String::new(),
+            as_of: time(as_of),
+        })
+        .await
+        .expect("list orders")
+        .into_inner()
+        .orders
+        .iter()
+        .map(|o| (o.order_id.clone(), o.status()))
+        .collect()
+}
+
+#[tokio::test]
+async fn listing_by_status_reads_each_order_as_of_like_get_order() {
+    let server = start().await;
+    let mut client = server.client.clone();
+    shipped(&mut client, "o", "T1", LabelSource::Service, FRIDAY_5PM).await;
+    // Labelled Friday 17:00: completed Saturday 06:00 Central (12:00 UTC).
+    let saturday_six = FRIDAY_5PM + 13 * 3_600;
+    let completed = vec![("o".to_string(), OrderStatus::Completed)];
+    let shipped = vec![("o".to_string(), OrderStatus::Shipped)];
+    assert_eq!(
+        status_at(&mut client, "o", saturday_six).await,
+        OrderStatus::Completed
+    );
+    assert_eq!(
+        listed(&mut client, OrderStatus::Completed, saturday_six).await,
+        completed
+    );
+    assert_eq!(
+        listed(&mut client, OrderStatus::Shipped, saturday_six).await,
+        []
+    );
+    assert_eq!(
+        listed(&mut client, OrderStatus::Shipped, saturday_six - 1).await,
+        shipped
+    );
+    assert_eq!(
+        listed(&mut client, OrderStatus::Completed, saturday_six - 1).await,
+        []
+    );
+}
+
 async fn merchant(client: &mut Client, settings: Merchant) {
     client
         .upsert_merchant(settings)

@@ -176,16 +176,7 @@ impl Engine {
                 let order = &mut holders[index];
                 unreserve_locked(&mut locked, order);
                 order.status = OrderStatus::Exception;
-                order.exceptions = order
-                    .request
-                    .lines
-                    .iter()
-                    .map(|line| ExceptionLine {
-                        sku: line.sku.clone(),
-                        quantity: line.quantity,
-                        reason: ExceptionReason::InventoryShortage,
-                    })
-                    .collect();
+                order.exceptions = shortage_lines(order);
                 order.version += 1;
                 shortage_orders.push(order.request.order_id.clone());
             }
@@ -239,6 +230,24 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// What an order released by a count waits for: every unit not shipped
+/// yet (units that left in an earlier shipment are not short), all for
+/// `INVENTORY_SHORTAGE` since the count took its reservations away.
+fn shortage_lines(order: &Order) -> Vec<ExceptionLine> {
+    order
+        .request
+        .lines
+        .iter()
+        .map(|line| (line, order.outstanding(line)))
+        .filter(|&(_, outstanding)| outstanding > 0)
+        .map(|(line, quantity)| ExceptionLine {
+            sku: line.sku.clone(),
+            quantity,
+            reason: ExceptionReason::InventoryShortage,
+        })
+        .collect()
 }
 
 /// Work out every change's new on-hand count, refusing impossible ones.

@@ -44,7 +44,10 @@ impl Engine {
     }
 
     /// One page of a merchant's orders, oldest purchase time first (ties:
-    /// order id), optionally only those in one status.
+    /// order id), optionally only those in one status as they read at a
+    /// time (`Order::status_at`, as every read answers them, so a shipped
+    /// order lists as completed from its completion time whether or not
+    /// the sweep recorded it).
     ///
     /// This scans the merchant's orders (O(orders) per page): listing is an
     /// operator's tool, and keeping a sorted index would cost every
@@ -52,7 +55,7 @@ impl Engine {
     pub fn list_orders(
         &self,
         merchant: &MerchantId,
-        status: Option<OrderStatus>,
+        status: Option<(OrderStatus, Timestamp)>,
         page_size: usize,
         after: Option<&PageCursor>,
     ) -> OrderPage {
@@ -60,7 +63,7 @@ impl Engine {
         let mut matching: Vec<(PageCursor, Order)> = Vec::new();
         for shared in self.shared.orders.orders_of(Some(merchant)) {
             let order = shared.lock();
-            if status.is_some_and(|wanted| order.status != wanted) {
+            if status.is_some_and(|(wanted, as_of)| order.status_at(as_of) != wanted) {
                 continue;
             }
             let cursor = PageCursor {

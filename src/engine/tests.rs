@@ -548,7 +548,7 @@ fn list_orders_pages_oldest_first_and_filters_by_status() {
     assert_eq!(second.orders[0].request.order_id, OrderId::new("d"));
     assert!(second.next.is_none());
     // Imported c, a, b, d: c and a took the two units.
-    let exceptions = e.list_orders(&M.into(), Some(OrderStatus::Exception), 10, None);
+    let exceptions = e.list_orders(&M.into(), Some((OrderStatus::Exception, now())), 10, None);
     let ids: Vec<&str> = exceptions
         .orders
         .iter()

@@ -288,6 +288,7 @@ impl AllocationService for Service {
             let as_of = convert::as_of(as_of)?;
             let page = self
                 .blocking(move |engine| {
+                    let status = status.map(|status| (status, as_of));
                     Ok(engine.list_orders(&merchant, status, page_size, after.as_ref()))
                 })
                 .await?;

@@ -259,13 +259,19 @@ impl Order {
     }
 
     /// The status as it reads at `as_of`: a shipped order reads `Completed`
-    /// from its completion time on, whether or not the sweep recorded it yet.
+    /// from its completion time on and `Shipped` before it, whether or not
+    /// the sweep recorded the completion yet (a backdated read must not
+    /// depend on when the sweep ran).
     pub fn status_at(&self, as_of: Timestamp) -> OrderStatus {
-        match self.extras().completes_at {
-            Some(at) if self.status == OrderStatus::Shipped && as_of >= at => {
-                OrderStatus::Completed
+        match (self.status, self.extras().completes_at) {
+            (OrderStatus::Shipped | OrderStatus::Completed, Some(at)) => {
+                if as_of >= at {
+                    OrderStatus::Completed
+                } else {
+                    OrderStatus::Shipped
+                }
             }
-            _ => self.status,
+            (status, _) => status,
         }
     }
 }

@@ -103,6 +103,45 @@ fn a_partially_allocated_order_ships_what_it_has_and_the_rest_later() {
 }
 
 #[test]
+fn a_count_short_after_a_partial_shipment_puts_only_the_unshipped_units_in_exception() {
+    let e = engine();
+    set(&e, "a", "fc1", 2);
+    set(&e, "b", "fc1", 1);
+    set(&e, "a", "fc2", 3);
+    let order = allocate(&e, partial(request("o", 0, &[("a", 5), ("b", 1)])));
+    assert_eq!(
+        order.allocations,
+        [
+            allocation("fc1", "a", 2),
+            allocation("fc2", "a", 3),
+            allocation("fc1", "b", 1)
+        ]
+    );
+    ship(&e, "o", "fc1", "T1").unwrap();
+
+    // 3 of a are reserved at fc2, and a count finds 1: the order gives
+    // back its reservation. 2 of a and all of b have left already, so
+    // what waits for stock is the 3 unshipped units of a, nothing of b.
+    let outcome = change(&e, "a", "fc2", CountChange::Set(1)).unwrap();
+    assert_eq!(outcome.shortage_orders, vec![OrderId::new("o")]);
+    let order = e.order(&key("o")).unwrap();
+    assert_eq!(order.status, OrderStatus::Exception);
+    assert!(order.allocations.is_empty());
+    assert_eq!(
+        order.exceptions,
+        [exception("a", 3, ExceptionReason::InventoryShortage)]
+    );
+    assert_consistent(&e);
+
+    // Restocked, reprocessing allocates exactly those 3 again.
+    set(&e, "a", "fc2", 10);
+    e.reprocess(None);
+    let order = e.order(&key("o")).unwrap();
+    assert_eq!(order.status, OrderStatus::Processing);
+    assert_eq!(order.allocations, [allocation("fc2", "a", 3)]);
+}
+
+#[test]
 fn what_cannot_be_shipped_is_refused_and_changes_nothing() {
     let e = engine();
     set(&e, "a", "fc1", 5);
@@ -184,6 +223,29 @@ fn shipped_orders_read_completed_from_six_central_the_next_day() {
     assert_eq!(e.complete_due(thursday_six), 1);
     assert_eq!(e.order(&key("o")).unwrap().status, OrderStatus::Completed);
     assert_eq!(e.complete_due(thursday_six), 0);
+}
+
+#[test]
+fn a_backdated_read_answers_the_same_before_and_after_the_sweep() {
+    let e = engine();
+    set(&e, "a", "fc1", 1);
+    allocate(&e, request("o", 0, &[("a", 1)]));
+    ship(&e, "o", "fc1", "T1").unwrap();
+    let thursday_six = Timestamp::from_seconds(WEDNESDAY + 14 * HOUR + 30 * 60);
+    let just_before = Timestamp::from_seconds(thursday_six.seconds - 1);
+    let unswept = e.order(&key("o")).unwrap();
+    assert_eq!(unswept.status_at(just_before), OrderStatus::Shipped);
+
+    // The sweep runs late (as the server's does, within a minute); a read
+    // as of before the completion time must not see what it recorded.
+    assert_eq!(
+        e.complete_due(Timestamp::from_seconds(thursday_six.seconds + 60)),
+        1
+    );
+    let swept = e.order(&key("o")).unwrap();
+    assert_eq!(swept.status, OrderStatus::Completed);
+    assert_eq!(swept.status_at(just_before), OrderStatus::Shipped);
+    assert_eq!(swept.status_at(thursday_six), OrderStatus::Completed);
 }
 
 /// Collects published events.
