@@ -18,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     tonic_prost_build::configure()
+        // Undecodable requests are INVALID_ARGUMENT (src/grpc/codec.rs).
+        .codec_path("crate::grpc::codec::ProtoCodec")
         // google.rpc.Status already exists as a Rust type in tonic-types.
         .extern_path(".google.rpc", "::tonic_types::pb")
         .compile_fds(descriptors)?;

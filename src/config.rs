@@ -104,6 +104,25 @@ pub struct ServeConfig {
     #[arg(long, env = "ALLOCATION_MESSAGE_BYTES_MAX", default_value_t = 64 * 1024 * 1024)]
     pub message_bytes_max: usize,
 
+    /// Open client connections at once; one more is closed as soon as it
+    /// is accepted (counted in `grpc_connections_refused_total`). Keep it
+    /// below the process's open-file limit.
+    #[arg(long, env = "ALLOCATION_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Seconds a new connection may take to send its first byte before
+    /// it is closed (a client that never speaks holds no slot for long).
+    #[arg(long, env = "ALLOCATION_HANDSHAKE_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub handshake_timeout_seconds: u64,
+
+    /// Seconds between HTTP/2 keepalive pings on an idle connection; a
+    /// peer that does not answer one within 20 s is disconnected.
+    #[arg(long, env = "ALLOCATION_KEEPALIVE_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub keepalive_seconds: u64,
+
     /// Seconds requests in progress at shutdown may take to finish.
     #[arg(long, env = "ALLOCATION_DRAIN_TIMEOUT_SECONDS", default_value_t = 10)]
     pub drain_timeout_seconds: u64,

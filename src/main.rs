@@ -19,7 +19,7 @@ use allocation::config::{
 };
 use allocation::engine::{Engine, EngineConfig};
 use allocation::model::Timestamp;
-use allocation::server::{Lifecycle, ServerOptions};
+use allocation::server::{ConnectionLimits, Lifecycle, ServerOptions};
 use allocation::storage::{store, FsyncPolicy, Store, StoreConfig};
 use allocation::telemetry;
 
@@ -82,10 +82,16 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         streams_per_connection: config.streams_per_connection,
         message_bytes_max: config.message_bytes_max,
         drain_timeout: Duration::from_secs(config.drain_timeout_seconds),
+        connections: ConnectionLimits {
+            max_open: config.max_connections as usize,
+            handshake_timeout: Duration::from_secs(config.handshake_timeout_seconds),
+            keepalive: Duration::from_secs(config.keepalive_seconds),
+        },
         // Bounded by the argument parser.
         watch_buffer: config.watch_buffer as usize,
     };
-    tracing::info!(address = %listener.local_addr()?, metrics = %metrics_address, data_dir = %config.data_dir.display(), "serving");
+    let address = listener.local_addr()?;
+    tracing::info!(%address, metrics = %metrics_address, data_dir = %config.data_dir.display(), "listening; recovering the data directory");
     let server = tokio::spawn(allocation::server::run(
         listener,
         engine.clone(),
@@ -120,6 +126,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
     let store = Arc::new(store);
     lifecycle.open(Some(Arc::clone(&store))).await;
+    tracing::info!(%address, "serving");
 
     let pass_engine = engine.clone();
     let reprocessor = Periodic::spawn(

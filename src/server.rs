@@ -14,14 +14,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::Status;
 use tonic_health::server::HealthReporter;
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::load_shed::LoadShedLayer;
-use tower::util::MapErrLayer;
-use tower::BoxError;
+use tower::util::MapResponseLayer;
+
+mod incoming;
+mod shed;
+
+pub use incoming::ConnectionLimits;
 
 use crate::engine::Engine;
 use crate::grpc::feed::EventFeed;
@@ -45,6 +46,7 @@ pub struct ServerOptions {
     /// How many change-feed events a `WatchEvents` subscriber may fall
     /// behind before it is disconnected.
     pub watch_buffer: usize,
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServerOptions {
@@ -56,9 +58,14 @@ impl Default for ServerOptions {
             message_bytes_max: 64 * 1024 * 1024,
             drain_timeout: Duration::from_secs(10),
             watch_buffer: 4_096,
+            connections: ConnectionLimits::default(),
         }
     }
 }
+
+/// How long a keepalive ping may go unanswered before the connection is
+/// closed.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 const STARTING: u8 = 0;
 const SERVING: u8 = 1;
@@ -95,6 +102,15 @@ impl Lifecycle {
     /// A server already draining stays closed.
     pub async fn open(&self, store: Option<Arc<Store>>) {
         if let Some(store) = store {
+            // A journal that fails takes the service out of rotation: it
+            // can no longer acknowledge anything.
+            let (journal, health) = (Arc::clone(store.journal()), self.health.clone());
+            tokio::spawn(async move {
+                journal.failed().await;
+                health
+                    .set_not_serving::<AllocationServiceServer<Service>>()
+                    .await;
+            });
             let _ = self.store.set(store);
         }
         let opened = self
@@ -186,17 +202,23 @@ pub async fn run(
     };
     let serve = tonic::transport::Server::builder()
         .max_concurrent_streams(options.streams_per_connection)
+        .http2_keepalive_interval(Some(options.connections.keepalive))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(
             tower::ServiceBuilder::new()
-                .layer(MapErrLayer::new(count_shed))
-                .layer(LoadShedLayer::new())
-                .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit)),
+                .layer(MapResponseLayer::new(
+                    crate::grpc::status::size_limit_as_resource_exhausted,
+                ))
+                .layer(shed::ShedLayer::new(options.concurrency_limit)),
         )
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(gated)
-        .serve_with_incoming_shutdown(incoming(listener), shutdown);
+        .serve_with_incoming_shutdown(
+            incoming::incoming(listener, options.connections.clone()),
+            shutdown,
+        );
     let drain_timeout = options.drain_timeout;
     tokio::select! {
         result = serve => result,
@@ -208,26 +230,4 @@ pub async fn run(
             Ok(())
         }
     }
-}
-
-/// Accepted connections, with Nagle's algorithm off: a response must not
-/// wait for the client's delayed ACK (a 40 ms stall per small response).
-fn incoming(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    })
-}
-
-/// Count requests the concurrency limit refused (tonic answers them with
-/// RESOURCE_EXHAUSTED).
-fn count_shed(error: BoxError) -> BoxError {
-    if error.is::<tower::load_shed::error::Overloaded>() {
-        metrics::counter!("grpc_requests_shed_total").increment(1);
-    }
-    error
 }

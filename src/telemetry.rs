@@ -125,7 +125,7 @@ impl Telemetry {
     }
 
     /// Record one handled RPC. `method` must be one of `METHODS`.
-    pub fn rpc(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
+    pub fn rpc(&self, method: &str, code: tonic::Code, elapsed: Duration) {
         if let Some(index) = METHODS.iter().position(|&m| m == method) {
             let metrics = &self.methods[index];
             metrics.handled[(code as usize).min(CODES.len() - 1)].increment(1);
@@ -240,6 +240,19 @@ fn describe() {
     describe_counter!(
         "grpc_requests_shed_total",
         "Requests refused with RESOURCE_EXHAUSTED by the concurrency limit."
+    );
+    describe_gauge!("grpc_connections_open", "Client connections open now.");
+    describe_counter!(
+        "grpc_connections_refused_total",
+        "Connections closed on accept because --max-connections were open."
+    );
+    describe_counter!(
+        "grpc_connections_timed_out_total",
+        "Connections closed for sending nothing within --handshake-timeout-seconds."
+    );
+    describe_counter!(
+        "grpc_accept_errors_total",
+        "Failed accepts (such as running out of file descriptors); each is followed by a back-off."
     );
 }
 

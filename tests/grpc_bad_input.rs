@@ -131,6 +131,25 @@ async fn malformed_orders_are_refused_and_change_nothing() {
     });
     refused(&mut client, o, "order.purchase_time").await;
 
+    // Outside years 0001-9999, where JSON clients could not render it.
+    for seconds in [i64::MAX, 253_402_300_800, -62_135_596_801, i64::MIN] {
+        let mut o = good();
+        o.purchase_time = Some(prost_types::Timestamp { seconds, nanos: 0 });
+        refused(&mut client, o, "order.purchase_time").await;
+    }
+    let status = client
+        .get_order(GetOrderRequest {
+            merchant_id: "m".into(),
+            order_id: "o".into(),
+            as_of: Some(prost_types::Timestamp {
+                seconds: i64::MAX,
+                nanos: 0,
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["as_of"]);
+
     let mut o = good();
     o.assigned_fc_id = Some(String::new());
     refused(&mut client, o, "order.assigned_fc_id").await;

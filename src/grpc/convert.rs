@@ -106,11 +106,19 @@ impl Violations {
         field: impl Display,
         value: prost_types::Timestamp,
     ) -> Timestamp {
+        // google.protobuf.Timestamp's own range: JSON clients (grpcurl)
+        // cannot render a time outside it, so none is ever stored.
+        const SECONDS: std::ops::RangeInclusive<i64> =
+            TIMESTAMP_SECONDS_MIN..=TIMESTAMP_SECONDS_MAX;
         match u32::try_from(value.nanos) {
-            Ok(nanos) if nanos < 1_000_000_000 => Timestamp {
+            Ok(nanos) if nanos < 1_000_000_000 && SECONDS.contains(&value.seconds) => Timestamp {
                 seconds: value.seconds,
                 nanos,
             },
+            Ok(nanos) if nanos < 1_000_000_000 => {
+                self.add(field, "must be within years 0001 to 9999 (0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z)");
+                Timestamp::default()
+            }
             _ => {
                 self.add(field, "nanos must be in 0..1e9");
                 Timestamp::default()
@@ -127,6 +135,11 @@ impl Violations {
         }
     }
 }
+
+/// 0001-01-01T00:00:00Z, in seconds since the Unix epoch.
+const TIMESTAMP_SECONDS_MIN: i64 = -62_135_596_800;
+/// 9999-12-31T23:59:59Z, in seconds since the Unix epoch.
+const TIMESTAMP_SECONDS_MAX: i64 = 253_402_300_799;
 
 /// `as_of`, or the wall clock when absent.
 pub fn as_of(value: Option<prost_types::Timestamp>) -> Result<Timestamp> {

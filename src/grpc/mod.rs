@@ -1,6 +1,7 @@
 //! The gRPC edge: generated code, validation and conversion, the service,
 //! and the error-to-status mapping.
 
+pub mod codec;
 pub mod convert;
 pub mod feed;
 pub mod service;

@@ -43,3 +43,33 @@ pub fn to_rpc_status(status: &Status) -> tonic_types::pb::Status {
         },
     }
 }
+
+/// A request message that does not decode: the client's mistake.
+pub fn undecodable(status: Status) -> Status {
+    Status::invalid_argument(format!(
+        "the request message does not decode: {}",
+        status.message()
+    ))
+}
+
+/// tonic refuses a message over the size limit with OUT_OF_RANGE before
+/// any of our code runs; gRPC's convention (and ours) is RESOURCE_EXHAUSTED.
+/// Applied to every response's trailers-only status.
+pub fn size_limit_as_resource_exhausted<B>(
+    mut response: tonic::codegen::http::Response<B>,
+) -> tonic::codegen::http::Response<B> {
+    let headers = response.headers_mut();
+    let over_limit = headers.get("grpc-status").is_some_and(|code| code == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|message| message.to_str().ok())
+            .is_some_and(|message| message.contains("message length too large"));
+    if over_limit {
+        let code = (Code::ResourceExhausted as i32).to_string();
+        headers.insert(
+            "grpc-status",
+            code.parse().expect("digits are a header value"),
+        );
+    }
+    response
+}

@@ -195,6 +195,14 @@ impl Journal {
         self.shared.durable.borrow().failed
     }
 
+    /// Completes once the journal has failed (never, for a healthy one).
+    pub async fn failed(&self) {
+        let mut durable = self.shared.durable.subscribe();
+        if durable.wait_for(|state| state.failed).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Start a new segment: records appended from now on go to
     /// `journal-<returned LSN>.log`. A snapshot taken after this call needs
     /// only the journal from the returned LSN on.

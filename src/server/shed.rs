@@ -1,0 +1,93 @@
+//! Load shedding: at most `limit` requests in progress across all
+//! connections; one more is answered at once with RESOURCE_EXHAUSTED
+//! (never queued), and counted like any other answer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tonic::codegen::http;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShed;
+use tower::{BoxError, Layer, Service};
+
+use crate::telemetry::Telemetry;
+
+#[derive(Clone)]
+pub struct ShedLayer {
+    limit: usize,
+    concurrency: GlobalConcurrencyLimitLayer,
+}
+
+impl ShedLayer {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            concurrency: GlobalConcurrencyLimitLayer::new(limit),
+        }
+    }
+}
+
+impl<S> Layer<S> for ShedLayer {
+    type Service = Shed<S>;
+
+    fn layer(&self, inner: S) -> Shed<S> {
+        Shed {
+            limit: self.limit,
+            inner: LoadShed::new(self.concurrency.layer(inner)),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Shed<S> {
+    limit: usize,
+    inner: LoadShed<tower::limit::ConcurrencyLimit<S>>,
+}
+
+impl<S, B, R> Service<http::Request<B>> for Shed<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    R: Default + Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // `/allocation.v1.AllocationService/Allocate` → `Allocate`.
+        let method = request
+            .uri()
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let limit = self.limit;
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            match answer.await {
+                Err(error) if error.is::<tower::load_shed::error::Overloaded>() => {
+                    Telemetry::get().rpc(
+                        &method,
+                        tonic::Code::ResourceExhausted,
+                        Default::default(),
+                    );
+                    metrics::counter!("grpc_requests_shed_total").increment(1);
+                    Ok(tonic::Status::resource_exhausted(format!(
+                        "the server has {limit} requests in progress across all connections \
+                         (--concurrency-limit); retry with backoff"
+                    ))
+                    .into_http())
+                }
+                other => other,
+            }
+        })
+    }
+}
