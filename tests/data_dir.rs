@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use allocation::grpc::proto::allocation_service_client::AllocationServiceClient;
 use allocation::grpc::proto::*;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 fn data_dir(name: &str) -> PathBuf {
     let dir =
@@ -153,6 +154,16 @@ async fn a_full_disk_stops_acknowledgements_and_a_restart_after_freeing_space_se
         acknowledged.len() > 10,
         "some orders fit before the disk filled"
     );
+    // It no longer acknowledges anything: out of rotation.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.health().await != Some(ServingStatus::NotServing) {
+        assert!(
+            Instant::now() < deadline,
+            "health still says {:?}",
+            server.health().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     drop(server); // kill -9
 
     // Still full: start-up fails, and must not leave the directory bricked.

@@ -359,3 +359,134 @@ async fn unknown_orders_and_invalid_transitions() {
         .unwrap_err();
     assert_eq!(violated_fields(&bad_status), ["status", "page_size"]);
 }
+
+/// Sends a request message's bytes as they are, whatever they encode.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+struct RawDecoder;
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let bytes = bytes::Buf::copy_to_bytes(buf, bytes::Buf::remaining(buf));
+        Ok(Some(bytes.to_vec()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+async fn send_raw(address: std::net::SocketAddr, method: &str, body: Vec<u8>) -> tonic::Status {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = format!("/allocation.v1.AllocationService/{method}");
+    match grpc
+        .unary(tonic::Request::new(body), path.parse().unwrap(), RawCodec)
+        .await
+    {
+        Ok(_) => panic!("{method} accepted undecodable bytes"),
+        Err(status) => status,
+    }
+}
+
+#[tokio::test]
+async fn undecodable_requests_get_invalid_argument_and_change_nothing() {
+    let server = start().await;
+    let mut client = server.client.clone();
+    set_stock(&mut client, "m", "a", "fc1", 5).await;
+    let valid = prost::Message::encode_to_vec(&AllocateRequest {
+        order: Some(order("m", "o", &[("a", 2)])),
+        as_of: None,
+    });
+    // Every cut of a real request that breaks its framing, and bytes that
+    // are no protobuf at all (a field of wire type 7 does not exist).
+    let mut bodies: Vec<Vec<u8>> = (1..valid.len())
+        .map(|cut| valid[..cut].to_vec())
+        .filter(|cut| {
+            prost::Message::decode(&cut[..])
+                .map(|_: AllocateRequest| ())
+                .is_err()
+        })
+        .collect();
+    assert!(bodies.len() > 10);
+    bodies.push(vec![0x0F, 0xFF, 0xFF]);
+    bodies.push(vec![0xFF; 12]);
+    for method in [
+        "Allocate",
+        "AllocateBatch",
+        "SetInventory",
+        "ShipOrder",
+        "GetOrder",
+    ] {
+        for body in &bodies {
+            let status = send_raw(server.address, method, body.clone()).await;
+            assert_eq!(status.code(), Code::InvalidArgument, "{method}: {status:?}");
+        }
+    }
+    assert!(!order_exists(&mut client, "o").await);
+    assert_eq!(stock(&mut client).await, (5, 0));
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_gets_resource_exhausted() {
+    let server = start_with(allocation::server::ServerOptions {
+        message_bytes_max: 1024,
+        ..Default::default()
+    })
+    .await;
+    let mut client = server.client.clone();
+    let mut big = order("m", "big", &[]);
+    big.lines = (0..100)
+        .map(|i| OrderLine {
+            sku: format!("sku-{i:040}"),
+            quantity: 1,
+        })
+        .collect();
+    let status = client
+        .allocate(AllocateRequest {
+            order: Some(big),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+}

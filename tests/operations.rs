@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use allocation::grpc::proto::allocation_service_client::AllocationServiceClient;
 use allocation::grpc::proto::*;
-use allocation::server::ServerOptions;
 use binary::Binary;
 use common::{order, time};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -309,19 +308,18 @@ async fn sigterm_under_load_drains_exits_zero_and_keeps_every_acknowledged_chang
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn excess_requests_are_shed_at_once_and_the_server_stays_healthy() {
-    let server = common::start_with(ServerOptions {
-        concurrency_limit: 1,
-        ..ServerOptions::default()
-    })
-    .await;
-    let mut client = server.client.clone();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excess_requests_are_shed_at_once_counted_and_the_server_stays_healthy() {
+    let dir = data_dir("shed");
+    let server = Binary::start(&dir, &["--concurrency-limit", "1", "--fsync", "off"]).await;
+    let mut client = AllocationServiceClient::connect(server.url())
+        .await
+        .unwrap();
     common::set_stock(&mut client, "m", "a", "fc", 1_000_000).await;
     // Slow enough requests: batches of 5,000 orders, 12 at once.
     let mut calls = Vec::new();
     for call in 0..12 {
-        let mut client = server.client.clone();
+        let mut client = client.clone();
         calls.push(tokio::spawn(async move {
             let orders = (0..5_000)
                 .map(|n| order("m", &format!("c{call}-{n}"), &[("a", 1)]))
@@ -342,13 +340,34 @@ async fn excess_requests_are_shed_at_once_and_the_server_stays_healthy() {
             Ok(_) => served += 1,
             Err(status) => {
                 assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert!(
+                    status.message().contains("across all connections"),
+                    "{status:?}"
+                );
                 shed += 1;
             }
         }
     }
     assert!(shed > 0, "some requests were shed");
     assert!(served > 0, "some requests were served");
+    // Shed requests are answered requests: counted with their code.
+    let metrics = scrape(&server.metrics_address).await;
+    let handled = |code| {
+        sample(
+            &metrics,
+            "grpc_server_handled_total",
+            &[("method", "AllocateBatch"), ("code", code)],
+        )
+    };
+    assert_eq!(handled("RESOURCE_EXHAUSTED"), shed as f64, "{metrics}");
+    assert_eq!(handled("OK"), served as f64);
+    assert_eq!(
+        sample(&metrics, "grpc_requests_shed_total", &[]),
+        shed as f64
+    );
     // Still healthy: a request now succeeds.
-    let state = common::allocate(&mut client, order("m", "after", &[("a", 1)])).await;
+    let state = allocate(&mut client, order("m", "after", &[("a", 1)]))
+        .await
+        .unwrap();
     assert_eq!(state.status(), OrderStatus::Processing);
 }

@@ -1,6 +1,8 @@
 //! The one mapping from core errors to gRPC statuses (SPEC §8).
 
+use http_body_util::BodyExt;
 use prost::Message;
+use tonic::codegen::http;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -54,16 +56,33 @@ pub fn undecodable(status: Status) -> Status {
 
 /// tonic refuses a message over the size limit with OUT_OF_RANGE before
 /// any of our code runs; gRPC's convention (and ours) is RESOURCE_EXHAUSTED.
-/// Applied to every response's trailers-only status.
-pub fn size_limit_as_resource_exhausted<B>(
-    mut response: tonic::codegen::http::Response<B>,
-) -> tonic::codegen::http::Response<B> {
-    let headers = response.headers_mut();
+/// Applied to every response: to its status in the headers (a
+/// trailers-only response) or in the trailers.
+pub fn size_limit_as_resource_exhausted(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    size_limit_status(response.headers_mut());
+    response.map(|body| {
+        tonic::body::Body::new(body.map_frame(|mut frame| {
+            if let Some(trailers) = frame.trailers_mut() {
+                size_limit_status(trailers);
+            }
+            frame
+        }))
+    })
+}
+
+fn size_limit_status(headers: &mut http::HeaderMap) {
     let over_limit = headers.get("grpc-status").is_some_and(|code| code == "11")
         && headers
             .get("grpc-message")
             .and_then(|message| message.to_str().ok())
-            .is_some_and(|message| message.contains("message length too large"));
+            // Sent percent-encoded (`%20` for a space).
+            .is_some_and(|message| {
+                message
+                    .replace("%20", " ")
+                    .contains("message length too large")
+            });
     if over_limit {
         let code = (Code::ResourceExhausted as i32).to_string();
         headers.insert(
@@ -71,5 +90,4 @@ pub fn size_limit_as_resource_exhausted<B>(
             code.parse().expect("digits are a header value"),
         );
     }
-    response
 }

@@ -52,7 +52,18 @@ fn field(line: &str, name: &str) -> Option<String> {
 impl Binary {
     /// Start `serve` on `data_dir` with `extra` flags and wait until it serves.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_allocation-service"))
+        Self::spawn(Self::command(
+            Command::new(env!("CARGO_BIN_EXE_allocation-service")),
+            data_dir,
+            extra,
+        ))
+        .await
+    }
+
+    /// `serve` on `data_dir` with `extra` flags, run by `program` (the
+    /// binary, or a shell that execs it with other limits).
+    pub fn command(mut program: Command, data_dir: &Path, extra: &[&str]) -> Command {
+        program
             .args([
                 "serve",
                 "--listen",
@@ -65,9 +76,13 @@ impl Binary {
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the server binary");
+            .stderr(Stdio::inherit());
+        program
+    }
+
+    /// Start `command` (see `command`) and wait until it serves.
+    pub async fn spawn(mut command: Command) -> Binary {
+        let mut child = command.spawn().expect("start the server binary");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let (address, metrics_address) = loop {
