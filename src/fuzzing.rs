@@ -217,7 +217,7 @@ fn encode_random(
     for field in &message.field {
         let repeats = match field.label() {
             Label::Repeated => (entropy() % 4) as usize,
-            _ => usize::from(entropy() % 3 != 0),
+            _ => usize::from(!entropy().is_multiple_of(3)),
         };
         for _ in 0..repeats {
             let number = field.number() as u64;
@@ -272,7 +272,7 @@ fn random_timestamp(entropy: &mut impl FnMut() -> u64, out: &mut Vec<u8>) {
     };
     key(out, 1, 0);
     varint(out, seconds as u64);
-    if entropy() % 2 == 0 {
+    if entropy().is_multiple_of(2) {
         key(out, 2, 0);
         let nanos = [0, 999_999_999, 1_000_000_000, -1][(entropy() % 4) as usize] as i64;
         varint(out, nanos as u64);
