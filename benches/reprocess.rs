@@ -5,7 +5,7 @@
 //! untimed; only the pass is timed). `REPROCESS_BENCH_ORDERS` shrinks it.
 
 /// mimalloc: measured faster than the system allocator for this
-/// service's many small, cross-thread allocations (README, Performance).
+/// service's many small, cross-thread allocations (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -135,7 +135,7 @@ pub struct ServeConfig {
     #[arg(long, env = "ALLOCATION_STRIPES", default_value_t = 1024)]
     pub stripes: usize,
 
-    /// Seconds between exception reprocessing passes (SPEC §5: 30 minutes).
+    /// Seconds between exception reprocessing passes (RULES §5: 30 minutes).
     #[arg(
         long,
         env = "ALLOCATION_REPROCESS_INTERVAL_SECONDS",

@@ -1,12 +1,15 @@
 //! An inventory allocation service for fulfillment networks.
 //!
+//! Comments cite the rules the service guarantees as "RULES §n": the
+//! sections of `docs/RULES.md`. `docs/ARCHITECTURE.md` is the tour.
+//!
 //! # Layout
 //!
 //! The pure core (no network, no clock, no disk):
 //! - [`model`]: validated domain types (ids, orders, merchants, time, limits).
 //! - [`ledger`]: on-hand / reserved / picked units per (merchant, SKU, FC),
 //!   in lock stripes; atomic multi-SKU reservation.
-//! - [`policy`]: the allocation decision (SPEC §4) as arithmetic over a stock matrix.
+//! - [`policy`]: the allocation decision (RULES §4) as arithmetic over a stock matrix.
 //! - [`order_book`]: every order behind its own lock.
 //! - [`engine`]: the operations (allocate, hold, release, cancel, pick,
 //!   counts, queries) over ledger + order book + merchant settings.
@@ -20,6 +23,7 @@
 //! - [`storage`]: the on-disk encoding, the journal (group commit), snapshots
 //!   and recovery.
 //! - [`config`]: command-line flags and environment variables.
+//! - [`fuzzing`]: the entry points of the fuzz targets in `fuzz/`.
 
 pub mod background;
 pub mod config;

@@ -2,7 +2,7 @@
 //! serve until SIGINT or SIGTERM, drain, write a final snapshot.
 
 /// mimalloc: measured faster than the system allocator for this
-/// service's many small, cross-thread allocations (README, Performance).
+/// service's many small, cross-thread allocations (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,6 +1,6 @@
 //! The allocation policy: given how many units each line needs and how many
 //! each candidate FC has available, decide where every unit ships from, or
-//! why it cannot ship yet (SPEC §4). Pure arithmetic over indexes: no ids,
+//! why it cannot ship yet (RULES §4). Pure arithmetic over indexes: no ids,
 //! no locks, no clock, so it is tested and benchmarked on its own.
 //!
 //! FCs are given already ranked (merchant priority, then FC id); index 0 is
@@ -137,7 +137,7 @@ impl Plan {
     }
 }
 
-/// Decide one order (the SPEC §4 table, row by row).
+/// Decide one order (the RULES §4 table, row by row).
 pub fn decide(matrix: &StockMatrix, rules: Rules) -> Plan {
     if rules.assigned_fc {
         debug_assert!(matrix.fc_count <= 1);

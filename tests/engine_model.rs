@@ -70,7 +70,7 @@ impl Model {
         self.cells.keys().any(|(s, _)| s == sku)
     }
 
-    /// The SPEC §4 table, by brute force.
+    /// The RULES §4 table, by brute force.
     fn decide(&mut self, request: &OrderRequest, partial: bool) -> ModelOrder {
         let lines: Vec<(&str, u64)> = request
             .lines

@@ -1,4 +1,4 @@
-//! SPEC §8 over real gRPC: every malformed request gets INVALID_ARGUMENT
+//! RULES §8 over real gRPC: every malformed request gets INVALID_ARGUMENT
 //! naming the offending field, and changes nothing.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Reprocess and FifoRelease over real gRPC (SPEC §5).
+//! Reprocess and FifoRelease over real gRPC (RULES §5).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Operations (SPEC §10): metrics over HTTP, health, reflection, SIGTERM
+//! Operations (RULES §10): metrics over HTTP, health, reflection, SIGTERM
 //! under load, load shedding.
 
 #[path = "support/binary.rs"]

@@ -1,5 +1,5 @@
 //! Durability in process: snapshot round trips, journal replay, a snapshot
-//! taken under concurrent load, and corruption handling (SPEC §8, §9).
+//! taken under concurrent load, and corruption handling (RULES §8, §9).
 
 #[path = "support/churn.rs"]
 mod churn;

@@ -1,7 +1,7 @@
 //! `cargo run --release -p loadtest -- --help`
 
 /// mimalloc: measured faster than the system allocator for this
-/// service's many small, cross-thread allocations (README, Performance).
+/// service's many small, cross-thread allocations (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -30,7 +30,7 @@ pub(super) enum Occasion {
 }
 
 impl Engine {
-    /// Import one order and allocate it (SPEC §4): the order itself and, when
+    /// Import one order and allocate it (RULES §4): the order itself and, when
     /// the merchant auto-splits it, each child. Re-sending an identical order
     /// returns the stored states and reserves nothing more.
     pub fn allocate(&self, mut request: OrderRequest, now: Timestamp) -> Result<Imported> {
@@ -234,7 +234,7 @@ fn auto_acknowledged(request: &OrderRequest, merchant: &Merchant) -> bool {
     request.channel == Channel::Marketplace && merchant.auto_acknowledge
 }
 
-/// The marketplace acknowledgement rules (SPEC §7), in the order they apply.
+/// The marketplace acknowledgement rules (RULES §7), in the order they apply.
 fn acknowledge(
     request: &OrderRequest,
     merchant: &Merchant,

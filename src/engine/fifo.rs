@@ -1,4 +1,4 @@
-//! FIFO release (SPEC §5): give the stock of some SKUs to a merchant's
+//! FIFO release (RULES §5): give the stock of some SKUs to a merchant's
 //! oldest orders first.
 //!
 //! Every unpicked order of the merchant that is allocated or waiting, and

@@ -4,7 +4,7 @@
 //! A count below `reserved` is the physical truth and is accepted: the
 //! newest unpicked orders holding units there give back their reservations
 //! until the count fits, and go to exception with `INVENTORY_SHORTAGE`
-//! (SPEC §3). A count below picked units is refused.
+//! (RULES §3). A count below picked units is refused.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -105,7 +105,7 @@ impl Engine {
     /// Apply counts and adjustments, all or nothing. For a FIFO merchant,
     /// stock that grew (a receipt, or a count above the old one) is released
     /// to the oldest orders before this returns, so newer orders never jump
-    /// ahead (SPEC §5).
+    /// ahead (RULES §5).
     pub fn update_inventory(
         &self,
         merchant: &MerchantId,

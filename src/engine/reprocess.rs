@@ -1,4 +1,4 @@
-//! The exception reprocessing pass (SPEC §5): every order waiting for stock
+//! The exception reprocessing pass (RULES §5): every order waiting for stock
 //! (EXCEPTION or PARTIALLY_ALLOCATED, not picked) is decided again, oldest
 //! purchase time first (ties: order id).
 //!

@@ -1,4 +1,4 @@
-//! Shipping and carrier tracking (SPEC §6): consuming reservations under a
+//! Shipping and carrier tracking (RULES §6): consuming reservations under a
 //! tracking number, recording scans, answering tracking and claim questions,
 //! and completing shipped orders at 06:00 Central the next day.
 

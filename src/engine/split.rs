@@ -1,4 +1,4 @@
-//! Auto-split at import (SPEC §4): lines whose SKU carries one of the
+//! Auto-split at import (RULES §4): lines whose SKU carries one of the
 //! merchant's split tags become child order `<order_id>/<tag>`, each
 //! allocated on its own; the parent keeps the untagged lines.
 

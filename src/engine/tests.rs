@@ -1,4 +1,4 @@
-//! Engine behaviour, rule by rule (SPEC §3, §4, §5 hold/release, §7).
+//! Engine behaviour, rule by rule (RULES §3, §4, §5 hold/release, §7).
 
 use super::reprocess::PassCounts;
 use super::*;

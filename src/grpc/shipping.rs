@@ -1,4 +1,4 @@
-//! Converting shipping, tracking and change-feed messages (SPEC §6 and
+//! Converting shipping, tracking and change-feed messages (RULES §6 and
 //! `WatchEvents`), validated field by field like the rest of `convert`.
 
 use crate::engine::{ShipRequest, TrackingScan};

@@ -1,4 +1,4 @@
-//! The one mapping from core errors to gRPC statuses (SPEC §8).
+//! The one mapping from core errors to gRPC statuses (RULES §8).
 
 use http_body_util::BodyExt;
 use prost::Message;

@@ -2,7 +2,7 @@
 
 use super::{FcId, MerchantId};
 
-/// How replenished stock is shared between waiting orders (SPEC §5).
+/// How replenished stock is shared between waiting orders (RULES §5).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
 pub enum FifoStrategy {
     /// Orders take stock in the order they are processed (the seed's default).

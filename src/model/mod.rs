@@ -25,7 +25,7 @@ pub use shipment::{
 pub use time::Timestamp;
 
 /// Limits on what one request may carry. Each one bounds memory or work per
-/// request; they are part of the public contract (SPEC §8) and documented in
+/// request; they are part of the public contract (RULES §8) and documented in
 /// the README.
 pub mod limits {
     /// Longest id (merchant, order, SKU, FC, tag, tracking number), in bytes.

@@ -87,7 +87,7 @@ pub enum ExceptionReason {
     InventoryShortage,
 }
 
-/// What the service told the marketplace about this order (SPEC §7).
+/// What the service told the marketplace about this order (RULES §7).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
 pub enum Acknowledgement {
     #[default]

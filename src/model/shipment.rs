@@ -1,4 +1,4 @@
-//! Shipments and carrier tracking (SPEC §6): what left an FC under one
+//! Shipments and carrier tracking (RULES §6): what left an FC under one
 //! tracking number, what the carrier has scanned since, and what follows from
 //! it: its current status, whether tracking has expired, and whether a
 //! lost-parcel claim may be filed.
@@ -153,7 +153,7 @@ impl Shipment {
                 && as_of.nanos > self.labelled_at.nanos)
     }
 
-    /// The lost-parcel claim rules (SPEC §6), in the order they apply.
+    /// The lost-parcel claim rules (RULES §6), in the order they apply.
     pub fn claim(&self, as_of: Timestamp, stalled_after_business_days: u32) -> ClaimEligibility {
         let decided = |eligible, rule, explanation: String| ClaimEligibility {
             eligible,

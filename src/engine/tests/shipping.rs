@@ -1,4 +1,4 @@
-//! Shipping, tracking, completion, auto-split and order events (SPEC §6,
+//! Shipping, tracking, completion, auto-split and order events (RULES §6,
 //! §4 auto-split, `WatchEvents`).
 
 use std::sync::Arc;
