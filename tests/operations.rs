@@ -3,6 +3,9 @@
 
 #[path = "support/binary.rs"]
 mod binary;
+#[path = "support/scrape.rs"]
+mod scrape;
+use scrape::{sample, scrape};
 mod common;
 
 use std::time::Duration;
@@ -11,7 +14,6 @@ use allocation::grpc::proto::allocation_service_client::AllocationServiceClient;
 use allocation::grpc::proto::*;
 use binary::Binary;
 use common::{order, time};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -19,34 +21,6 @@ fn data_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("allocation-ops-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-/// `GET /metrics` with a plain HTTP/1.1 request.
-async fn scrape(address: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
-}
-
-/// The value of the sample `name` whose labels include every `labels` pair.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
-        .filter(|line| {
-            labels
-                .iter()
-                .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
-        })
-        .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .next()
-        .unwrap_or(0.0)
 }
 
 async fn allocate(
