@@ -22,7 +22,7 @@ use tower::util::MapResponseLayer;
 mod incoming;
 mod shed;
 
-pub use incoming::ConnectionLimits;
+pub use incoming::{AcceptBackoff, ConnectionLimits};
 
 use crate::engine::Engine;
 use crate::grpc::feed::EventFeed;
@@ -109,6 +109,10 @@ impl Lifecycle {
                 journal.failed().await;
                 health
                     .set_not_serving::<AllocationServiceServer<Service>>()
+                    .await;
+                // Probes that name no service (Kubernetes') ask for "".
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
                     .await;
             });
             let _ = self.store.set(store);

@@ -269,16 +269,25 @@ pub async fn serve(
         last_gauges: parking_lot::Mutex::new(None),
     });
     tokio::pin!(shutdown);
+    let mut failures = crate::server::AcceptBackoff::new("metrics");
     loop {
-        let (stream, _) = tokio::select! {
+        let accepted = tokio::select! {
             _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "metrics listener accept failed");
-                    continue;
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                failures.reset();
+                stream
+            }
+            Err(error) => {
+                let pause = failures.failed(&error);
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(pause) => {}
                 }
-            },
+                continue;
+            }
         };
         let state = Arc::clone(&state);
         tokio::spawn(async move {

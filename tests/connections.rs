@@ -146,7 +146,8 @@ async fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
             Err(_) => break,
         }
     }
-    // The server's descriptors are gone; let it run into that for a while.
+    // The server's descriptors are gone; a scrape runs into that too.
+    let _scrape = TcpStream::connect(&server.metrics_address).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = cpu_seconds(pid);
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -64,6 +64,11 @@ async fn a_second_server_on_the_same_data_directory_exits_naming_the_first() {
             && printed.contains(&format!("pid {}", first.child.id())),
         "{printed}"
     );
+    // It said it was listening, never that it was serving.
+    assert!(
+        printed.contains("recovering") && !printed.contains(" serving"),
+        "{printed}"
+    );
     // The first one still serves.
     let mut client = AllocationServiceClient::connect(first.url()).await.unwrap();
     let request = AllocateRequest {
@@ -164,6 +169,21 @@ async fn a_full_disk_stops_acknowledgements_and_a_restart_after_freeing_space_se
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // So does the whole server, for probes that name no service.
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let whole = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(whole.status(), ServingStatus::NotServing);
     drop(server); // kill -9
 
     // Still full: start-up fails, and must not leave the directory bricked.

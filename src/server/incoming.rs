@@ -65,23 +65,18 @@ async fn accept_loop(
     sender: &mpsc::Sender<io::Result<Connection>>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_open));
-    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut failures = AcceptBackoff::new("grpc");
     let mut refusals = RateLimitedLog::default();
-    let mut failures = RateLimitedLog::default();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(error) => {
                 metrics::counter!("grpc_accept_errors_total").increment(1);
-                failures.warn(|suppressed| {
-                    tracing::warn!(%error, suppressed, backoff_ms = backoff.as_millis() as u64, "accepting a connection failed; backing off")
-                });
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                tokio::time::sleep(failures.failed(&error)).await;
                 continue;
             }
         };
-        backoff = ACCEPT_BACKOFF_MIN;
+        failures.reset();
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             metrics::counter!("grpc_connections_refused_total").increment(1);
             refusals.warn(|suppressed| {
@@ -102,6 +97,41 @@ async fn accept_loop(
         if sender.send(Ok(connection)).await.is_err() {
             return;
         }
+    }
+}
+
+/// What to do after `accept` failed (out of file descriptors, say): retrying
+/// at once would spin a CPU and log without end, so wait, longer each time
+/// in a row, and log now and then.
+pub struct AcceptBackoff {
+    listener: &'static str,
+    pause: Duration,
+    log: RateLimitedLog,
+}
+
+impl AcceptBackoff {
+    pub fn new(listener: &'static str) -> Self {
+        Self {
+            listener,
+            pause: ACCEPT_BACKOFF_MIN,
+            log: RateLimitedLog::default(),
+        }
+    }
+
+    /// How long to wait before accepting again.
+    pub fn failed(&mut self, error: &io::Error) -> Duration {
+        let pause = self.pause;
+        let listener = self.listener;
+        self.log.warn(|suppressed| {
+            tracing::warn!(%error, listener, suppressed, backoff_ms = pause.as_millis() as u64, "accepting a connection failed; backing off")
+        });
+        self.pause = (pause * 2).min(ACCEPT_BACKOFF_MAX);
+        pause
+    }
+
+    /// An accept succeeded: the next failure waits the shortest time again.
+    pub fn reset(&mut self) {
+        self.pause = ACCEPT_BACKOFF_MIN;
     }
 }
 

@@ -462,7 +462,11 @@ impl<'a> Reader<'a> {
                 2 => FifoStrategy::Partial,
                 other => return self.error(format!("unknown FIFO strategy {other}")),
             },
-            fc_priority: self.strings()?.iter().map(|fc| FcId::new(fc)).collect(),
+            // Through `fc`: a full FC-id table is a decode error, not a panic.
+            fc_priority: {
+                let len = self.len()?;
+                (0..len).map(|_| self.fc()).collect::<Decoded<_>>()?
+            },
             auto_acknowledge: self.bool()?,
             accept_regardless_of_inventory: self.bool()?,
             split_tags: self.strings()?,
