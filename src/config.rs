@@ -1,7 +1,6 @@
 //! Command-line flags. Every flag can also be set by an environment variable
 //! prefixed `ALLOCATION_`; the defaults let `serve` run with no flags.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -34,9 +33,10 @@ pub struct HealthConfig {
     #[arg(
         long,
         env = "ALLOCATION_HEALTH_ADDRESS",
-        default_value = "127.0.0.1:50051"
+        default_value = "127.0.0.1:50051",
+        value_parser = host_port
     )]
-    pub address: SocketAddr,
+    pub address: String,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 3)]
     pub timeout_seconds: u64,
@@ -72,16 +72,17 @@ pub enum Fsync {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeConfig {
     /// Address the gRPC service listens on.
-    #[arg(long, env = "ALLOCATION_LISTEN", default_value = "127.0.0.1:50051")]
-    pub listen: SocketAddr,
+    #[arg(long, env = "ALLOCATION_LISTEN", default_value = "127.0.0.1:50051", value_parser = host_port)]
+    pub listen: String,
 
     /// Address of the Prometheus endpoint (`GET /metrics`).
     #[arg(
         long,
         env = "ALLOCATION_METRICS_LISTEN",
-        default_value = "127.0.0.1:9464"
+        default_value = "127.0.0.1:9464",
+        value_parser = host_port
     )]
-    pub metrics_listen: SocketAddr,
+    pub metrics_listen: String,
 
     /// Record and serve no metrics at all (to measure what metrics cost).
     #[arg(long, env = "ALLOCATION_NO_METRICS")]
@@ -181,4 +182,17 @@ pub struct ServeConfig {
     /// the journal kept since it) instead of refusing to start.
     #[arg(long, env = "ALLOCATION_FALLBACK_TO_PREVIOUS_SNAPSHOT")]
     pub fallback_to_previous_snapshot: bool,
+}
+
+/// `HOST:PORT`, the host a name (`localhost`) or an address (`[::1]` for
+/// IPv6); resolved when used.
+fn host_port(value: &str) -> Result<String, String> {
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(value.to_string())
+        }
+        _ => Err(format!(
+            "`{value}` is not HOST:PORT (such as localhost:50051)"
+        )),
+    }
 }

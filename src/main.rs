@@ -6,6 +6,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,17 +34,27 @@ async fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     match format {
-        LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        // Colours only for a person at a terminal, not for a file or a pipe.
+        LogFormat::Human => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stdout().is_terminal())
+            .init(),
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
             .init(),
     }
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(config) => serve(config).await,
         Command::Inspect(config) => inspect(config),
         Command::Health(config) => health(config).await,
+    };
+    if let (Err(error), LogFormat::Json) = (&result, format) {
+        // A collector reads one JSON object per line: the fatal error too.
+        tracing::error!(error = format!("{error:#}"), "stopped by a fatal error");
+        std::process::exit(1);
     }
+    result
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
@@ -51,7 +62,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         stripe_count: config.stripes,
         stalled_after_business_days: config.stalled_after_business_days,
     });
-    let listener = TcpListener::bind(config.listen)
+    let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -60,7 +71,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     } else {
         let handle =
             telemetry::install().map_err(|error| anyhow::anyhow!("installing metrics: {error}"))?;
-        let metrics_listener = TcpListener::bind(config.metrics_listen)
+        let metrics_listener = TcpListener::bind(&config.metrics_listen)
             .await
             .with_context(|| format!("binding {}", config.metrics_listen))?;
         let address = metrics_listener.local_addr()?.to_string();
@@ -247,11 +258,14 @@ async fn health(config: HealthConfig) -> anyhow::Result<()> {
             std::process::exit(1)
         }
         Ok(Err(error)) => {
-            println!("unreachable: {error}");
+            println!("cannot reach {}: {error:#}", config.address);
             std::process::exit(1)
         }
         Err(_) => {
-            println!("no answer within {} s", config.timeout_seconds);
+            println!(
+                "no answer from {} within {} s",
+                config.address, config.timeout_seconds
+            );
             std::process::exit(1)
         }
     }

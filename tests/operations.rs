@@ -188,6 +188,20 @@ async fn health_serves_and_reflection_lists_the_service() {
         .status()
         .unwrap();
     assert!(status.success());
+    // By name too; and a port nobody serves is named in the answer.
+    let port = server.address.rsplit(':').next().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_allocation-service"))
+        .args(["health", "--address", &format!("localhost:{port}")])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let unreachable = std::process::Command::new(env!("CARGO_BIN_EXE_allocation-service"))
+        .args(["health", "--address", "localhost:1"])
+        .output()
+        .unwrap();
+    assert!(!unreachable.status.success());
+    let said = String::from_utf8_lossy(&unreachable.stdout);
+    assert!(said.contains("cannot reach localhost:1"), "{said}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
