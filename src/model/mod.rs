@@ -41,6 +41,8 @@ pub mod limits {
     /// Largest on-hand count and largest absolute adjustment. Below 2^32,
     /// so a ledger count is 32 bits (`ledger::FcStock`).
     pub const UNITS_MAX: u64 = 4_000_000_000;
+    // What the 32-bit ledger counts rely on, checked by the compiler.
+    const _: () = assert!(UNITS_MAX <= u32::MAX as u64);
     /// Most tags on one SKU, FCs in one priority list, split tags of one merchant.
     pub const LIST_ENTRIES_MAX: usize = 1_000;
     /// Longest free-text field (hold reason, carrier), in bytes.

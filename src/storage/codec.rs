@@ -790,8 +790,7 @@ mod tests {
         assert!(reader.is_empty());
     }
 
-    #[test]
-    fn effects_round_trip() {
+    fn sample_effects() -> (Merchant, SkuKey, SkuRecord, Order) {
         let merchant = Merchant {
             fifo_strategy: FifoStrategy::Partial,
             fc_priority: vec![FcId::new("b"), FcId::new("a")],
@@ -820,7 +819,38 @@ mod tests {
                 },
             ],
         };
-        let order = sample_order();
+        (merchant, key, record, sample_order())
+    }
+
+    /// The encoding of one merchant, one SKU record and one order, written
+    /// down: a change to the on-disk format fails here until the format's
+    /// version number goes up (and this pin is renewed with it).
+    #[test]
+    fn the_encoding_is_pinned() {
+        let (merchant, key, record, order) = sample_effects();
+        let mut writer = Writer::default();
+        writer.effect(EffectRef::Merchant(&merchant));
+        writer.effect(EffectRef::Sku(&key, &record));
+        writer.effect(EffectRef::Order(&order));
+        let hex: String = writer
+            .bytes
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        assert_eq!(hex, PINNED_EFFECTS, "the on-disk encoding changed");
+    }
+
+    const PINNED_EFFECTS: &str = concat!(
+        "01016d0002020162016100000104636f6c6402016d0161010104636f6c640102",
+        "01610503010162ffffffff0f000003016d036f2d3109ff93ebdc030201610302",
+        "ceb2c0843d01026663010100010377687901010266630161030102ceb2c0843d",
+        "030101000105315a39393903555053000466632d320101610250000201500000",
+        "045200010180c60a0001016f02056f2d312f78056f2d312f7900075400"
+    );
+
+    #[test]
+    fn effects_round_trip() {
+        let (merchant, key, record, order) = sample_effects();
         let mut writer = Writer::default();
         writer.effect(EffectRef::Merchant(&merchant));
         writer.effect(EffectRef::Sku(&key, &record));

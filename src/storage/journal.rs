@@ -702,3 +702,27 @@ fn read_frame(bytes: &[u8], offset: usize) -> Result<Frame<'_>, String> {
 fn any_valid_frame_after(bytes: &[u8], from: usize) -> bool {
     (from..bytes.len()).any(|offset| read_frame(bytes, offset).is_ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// The segment header and the seal frame, written down: a change to
+    /// either fails here until `SEGMENT_VERSION` goes up with it.
+    #[test]
+    fn the_framing_is_pinned() {
+        assert_eq!(hex(&segment_header(7)), PINNED_HEADER);
+        assert_eq!(hex(&seal_frame(9)), PINNED_SEAL);
+        assert_eq!(
+            read_segment_header(&segment_header(7)),
+            Ok((7, SEGMENT_HEADER_BYTES))
+        );
+    }
+
+    const PINNED_HEADER: &str = "414c4a31040000000700000000000000b01e5192";
+    const PINNED_SEAL: &str = "ffffffff0286f8f40900000000000000";
+}
