@@ -134,7 +134,7 @@ pub fn grpc_request(method: &str, body: &[u8]) -> tonic::Code {
         .header("te", "trailers")
         .body(tonic::body::Body::new(Full::new(Bytes::from(frame))))
         .expect("a well-formed request");
-    let code = runtime.block_on(async {
+    let (code, message) = runtime.block_on(async {
         let response = tower::ServiceExt::oneshot(server.clone(), request)
             .await
             .expect("the generated server never fails as a service");
@@ -157,7 +157,6 @@ pub fn grpc_request(method: &str, body: &[u8]) -> tonic::Code {
             .expect("every response carries grpc-status");
         (tonic::Code::from_i32(status), header("grpc-message"))
     });
-    let (code, message) = code;
     assert!(
         !matches!(code, tonic::Code::Internal | tonic::Code::Unknown),
         "{method} answered {code:?}: {message:?}"

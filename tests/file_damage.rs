@@ -149,19 +149,6 @@ fn named(dir: &Path, prefix: &str, suffix: &str) -> Vec<PathBuf> {
     found
 }
 
-/// Where each frame of a segment starts, and where the last one ends.
-fn frame_offsets(segment: &[u8]) -> Vec<usize> {
-    let mut offsets = Vec::new();
-    let mut offset = SEGMENT_HEADER_BYTES;
-    while offset < segment.len() {
-        offsets.push(offset);
-        let len = u32::from_le_bytes(segment[offset..offset + 4].try_into().unwrap());
-        offset += 16 + if len == u32::MAX { 0 } else { len as usize };
-    }
-    offsets.push(offset);
-    offsets
-}
-
 fn damage(path: &Path, change: impl FnOnce(&mut Vec<u8>)) {
     let mut bytes = std::fs::read(path).unwrap();
     change(&mut bytes);

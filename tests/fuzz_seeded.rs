@@ -17,7 +17,6 @@ use rng::Rng;
 use std::path::{Path, PathBuf};
 
 use allocation::fuzzing;
-use allocation::storage::journal::SEGMENT_HEADER_BYTES;
 
 fn iterations() -> usize {
     std::env::var("FUZZ_ITERATIONS")
@@ -81,20 +80,14 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut Rng) {
     }
 }
 
-/// The payload of every record of a segment (frames: length, CRC, LSN).
+/// The payload of every record of a segment (a frame is length, CRC and
+/// LSN, then the payload; a seal has none).
 fn payloads(segment: &[u8]) -> Vec<Vec<u8>> {
-    let mut found = Vec::new();
-    let mut offset = SEGMENT_HEADER_BYTES;
-    while offset + 16 <= segment.len() {
-        let len = u32::from_le_bytes(segment[offset..offset + 4].try_into().unwrap());
-        if len == u32::MAX {
-            break; // the seal
-        }
-        let start = offset + 16;
-        found.push(segment[start..start + len as usize].to_vec());
-        offset = start + len as usize;
-    }
-    found
+    frame_offsets(segment)
+        .windows(2)
+        .filter(|frame| segment[frame[0]..frame[0] + 4] != u32::MAX.to_le_bytes())
+        .map(|frame| segment[frame[0] + 16..frame[1]].to_vec())
+        .collect()
 }
 
 fn suffixed<'p>(files: &'p [PathBuf], suffix: &str) -> Vec<&'p PathBuf> {

@@ -474,10 +474,9 @@ pub enum ReadError {
 pub struct SegmentEnd {
     /// Bytes of the header and whole, valid records: where to cut.
     pub valid_bytes: usize,
-    /// Bytes after the last whole record (a torn write), if any.
-    pub torn_bytes: usize,
-    /// The header itself is incomplete: the whole file is torn, from byte 0.
-    pub incomplete_header: bool,
+    /// The segment ends in a torn write from `valid_bytes` on; from byte 0
+    /// when the header itself is incomplete.
+    pub torn: bool,
     /// The LSN after the last record read.
     pub next_lsn: u64,
     /// The first LSN of the segment the seal says follows, if sealed.
@@ -543,8 +542,7 @@ pub fn parse_segment(
         Err(HeaderError::Incomplete) if is_last => {
             return Ok(SegmentEnd {
                 valid_bytes: 0,
-                torn_bytes: bytes.len(),
-                incomplete_header: true,
+                torn: true,
                 next_lsn: first_lsn,
                 sealed_to: None,
             })
@@ -589,8 +587,7 @@ pub fn parse_segment(
                 }
                 return Ok(SegmentEnd {
                     valid_bytes: end,
-                    torn_bytes: 0,
-                    incomplete_header: false,
+                    torn: false,
                     next_lsn,
                     sealed_to: Some(next_first),
                 });
@@ -599,8 +596,7 @@ pub fn parse_segment(
                 if is_last && !any_valid_frame_after(bytes, offset + 1) {
                     return Ok(SegmentEnd {
                         valid_bytes: offset,
-                        torn_bytes: bytes.len() - offset,
-                        incomplete_header: false,
+                        torn: true,
                         next_lsn,
                         sealed_to: None,
                     });
@@ -611,8 +607,7 @@ pub fn parse_segment(
     }
     Ok(SegmentEnd {
         valid_bytes: offset,
-        torn_bytes: 0,
-        incomplete_header: false,
+        torn: false,
         next_lsn,
         sealed_to: None,
     })

@@ -233,7 +233,6 @@ pub fn recover(
     }
 
     let start = recovery.next_lsn;
-    let mut next = start;
     // The segment read before, and how it ended.
     let mut previous: Option<(&PathBuf, SegmentEnd)> = None;
     for (index, (first, path)) in segments.iter().enumerate() {
@@ -277,12 +276,10 @@ pub fn recover(
             Ok(())
         })?;
         recovery.records_replayed += replayed;
-        next = next.max(end.next_lsn);
-        let mut kept = true;
-        if end.torn_bytes > 0 || end.incomplete_header {
-            if end.incomplete_header {
-                // A seal or a snapshot is written only after this header
-                // was on disk: then an incomplete header is damage.
+        if end.torn {
+            if end.valid_bytes == 0 {
+                // An incomplete header. A seal or a snapshot is written only
+                // after the header was on disk: then it is damage.
                 let vouched = previous
                     .as_ref()
                     .is_some_and(|(_, end)| end.sealed_to == Some(*first))
@@ -298,11 +295,11 @@ pub fn recover(
                             .into(),
                     }));
                 }
-                kept = false;
             }
             recovery.torn_tail = Some((path.clone(), end.valid_bytes));
         }
-        if kept {
+        // A segment torn from byte 0 goes aside whole: not one to seal.
+        if end.valid_bytes > 0 {
             recovery.open_segment = end.sealed_to.is_none().then(|| (*first, path.clone()));
         }
         if let Some(missing) = end.sealed_to.filter(|_| is_last) {
@@ -322,7 +319,10 @@ pub fn recover(
             });
         }
     }
-    recovery.next_lsn = next;
+    // Segments continue each other, so the journal ends where the last does.
+    if let Some((_, end)) = &previous {
+        recovery.next_lsn = recovery.next_lsn.max(end.next_lsn);
+    }
 
     let audit = engine.audit();
     if !audit.violations.is_empty() {
@@ -355,6 +355,7 @@ fn set_aside(path: &Path, offset: usize) -> std::io::Result<PathBuf> {
     }
     if offset == 0 {
         std::fs::rename(path, &aside)?;
+        journal::sync_dir(dir)?;
     } else {
         // Whole or not at all: a full disk must not leave half a copy.
         let bytes = std::fs::read(path)?;
@@ -374,7 +375,6 @@ fn set_aside(path: &Path, offset: usize) -> std::io::Result<PathBuf> {
         file.set_len(offset as u64)?;
         file.sync_all()?;
     }
-    journal::sync_dir(dir)?;
     Ok(aside)
 }
 

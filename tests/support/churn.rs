@@ -14,6 +14,7 @@ use allocation::model::{
     Channel, FcId, FifoStrategy, LabelSource, MarketplaceStatus, Merchant, MerchantId, Order,
     OrderKey, OrderLine, OrderRequest, OrderStatus, Sku, Timestamp, TrackingEvent, TrackingStatus,
 };
+use allocation::storage::journal::SEGMENT_HEADER_BYTES;
 use allocation::storage::{FsyncPolicy, OpenError, Store, StoreConfig};
 
 use super::rng::Rng;
@@ -214,3 +215,16 @@ pub fn state(engine: &Engine) -> State {
 
 /// Everything observable, as `state` returns it.
 pub type State = (Vec<Merchant>, Vec<String>, Vec<Order>);
+
+/// Where each frame of a segment starts, and where the last one ends.
+pub fn frame_offsets(segment: &[u8]) -> Vec<usize> {
+    let mut offsets = Vec::new();
+    let mut offset = SEGMENT_HEADER_BYTES;
+    while offset < segment.len() {
+        offsets.push(offset);
+        let len = u32::from_le_bytes(segment[offset..offset + 4].try_into().unwrap());
+        offset += 16 + if len == u32::MAX { 0 } else { len as usize };
+    }
+    offsets.push(offset);
+    offsets
+}
