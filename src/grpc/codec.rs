@@ -2,8 +2,6 @@
 //! does not decode is the client's mistake, `INVALID_ARGUMENT`, not the
 //! `INTERNAL` that prost's codec reports.
 
-use std::marker::PhantomData;
-
 use prost::Message;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic::Status;
@@ -38,14 +36,12 @@ where
     fn decoder(&mut self) -> Self::Decoder {
         RequestDecoder {
             inner: self.inner.decoder(),
-            _message: PhantomData,
         }
     }
 }
 
 pub struct RequestDecoder<U> {
     inner: ProstDecoder<U>,
-    _message: PhantomData<U>,
 }
 
 impl<U: Message + Default> Decoder for RequestDecoder<U> {
