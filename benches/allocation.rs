@@ -10,7 +10,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
-use allocation::model::{Channel, FcId, MarketplaceStatus, OrderLine, OrderRequest, Timestamp};
+use allocation::model::limits::UNITS_MAX;
+use allocation::model::{FcId, OrderLine, OrderRequest, Timestamp};
 use allocation::policy::{decide, Rules, StockMatrix};
 
 const SKUS: usize = 10_000;
@@ -25,7 +26,8 @@ fn stocked_engine() -> Engine {
                 (0..FCS).map(move |fc| InventoryChange {
                     sku: format!("sku-{sku}").as_str().into(),
                     fc: FcId::new(&format!("fc-{fc}")),
-                    change: CountChange::Set(u64::from(u32::MAX)),
+                    // As much as one cell may hold, so no order of the run ever waits.
+                    change: CountChange::Set(UNITS_MAX),
                 })
             })
             .collect();
@@ -35,11 +37,11 @@ fn stocked_engine() -> Engine {
 }
 
 fn order(n: u64, lines: usize) -> OrderRequest {
-    OrderRequest {
-        merchant_id: "m".into(),
-        order_id: format!("o{lines}-{n}").as_str().into(),
-        purchase_time: Timestamp::from_seconds(n as i64),
-        lines: (0..lines)
+    OrderRequest::new(
+        "m".into(),
+        format!("o{lines}-{n}").as_str().into(),
+        Timestamp::from_seconds(n as i64),
+        (0..lines)
             .map(|i| OrderLine {
                 sku: format!("sku-{}", (n as usize * 7 + i * 13) % SKUS)
                     .as_str()
@@ -47,12 +49,7 @@ fn order(n: u64, lines: usize) -> OrderRequest {
                 quantity: 1,
             })
             .collect(),
-        assigned_fc: None,
-        partial_shipments: None,
-        channel: Channel::Direct,
-        marketplace_status: MarketplaceStatus::Ready,
-        hold_reason: None,
-    }
+    )
 }
 
 fn engine_allocate(c: &mut Criterion) {

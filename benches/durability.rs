@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
-use allocation::model::{
-    Channel, FcId, MarketplaceStatus, MerchantId, OrderLine, OrderRequest, Sku, Timestamp,
-};
+use allocation::model::{FcId, MerchantId, OrderLine, OrderRequest, Sku, Timestamp};
 use allocation::storage::{snapshot, FsyncPolicy, Store, StoreConfig};
 
 const FCS: usize = 10;
@@ -32,20 +30,18 @@ fn scale(name: &str) -> usize {
 
 fn order(merchant: &MerchantId, id: &str, n: usize, skus: usize) -> OrderRequest {
     OrderRequest {
-        merchant_id: merchant.clone(),
-        order_id: id.into(),
-        purchase_time: Timestamp::from_seconds(n as i64),
-        lines: (0..3)
-            .map(|i| OrderLine {
-                sku: Sku::new(&format!("sku-{}", (n * 7 + i * 101) % skus)),
-                quantity: 1,
-            })
-            .collect(),
-        assigned_fc: None,
         partial_shipments: Some(true),
-        channel: Channel::Direct,
-        marketplace_status: MarketplaceStatus::Ready,
-        hold_reason: None,
+        ..OrderRequest::new(
+            merchant.clone(),
+            id.into(),
+            Timestamp::from_seconds(n as i64),
+            (0..3)
+                .map(|i| OrderLine {
+                    sku: Sku::new(&format!("sku-{}", (n * 7 + i * 101) % skus)),
+                    quantity: 1,
+                })
+                .collect(),
+        )
     }
 }
 

@@ -14,8 +14,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 use allocation::ledger::{FcStock, Ledger, SkuInfo, SkuRecord};
 use allocation::model::{
-    Allocation, Channel, FcId, MarketplaceStatus, MerchantId, Order, OrderLine, OrderRequest,
-    OrderStatus, Sku, SkuKey, Timestamp,
+    Allocation, FcId, MerchantId, Order, OrderLine, OrderRequest, OrderStatus, Sku, SkuKey,
+    Timestamp,
 };
 use allocation::storage::codec::{Reader, Writer};
 
@@ -153,17 +153,12 @@ fn three_line_order() -> Order {
             quantity: line.quantity,
         })
         .collect();
-    let request = OrderRequest {
-        merchant_id: MerchantId::new("merchant-1"),
-        order_id: "order-123456".into(),
-        purchase_time: Timestamp::from_seconds(1_700_000_000),
+    let request = OrderRequest::new(
+        MerchantId::new("merchant-1"),
+        "order-123456".into(),
+        Timestamp::from_seconds(1_700_000_000),
         lines,
-        assigned_fc: None,
-        partial_shipments: None,
-        channel: Channel::Direct,
-        marketplace_status: MarketplaceStatus::Ready,
-        hold_reason: None,
-    };
+    );
     let mut order = Order::imported(request, Timestamp::from_seconds(1_700_000_000));
     order.status = OrderStatus::Processing;
     order.allocations = allocations;

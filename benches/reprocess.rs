@@ -22,9 +22,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use rayon::prelude::*;
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
-use allocation::model::{
-    Channel, FcId, MarketplaceStatus, Merchant, MerchantId, OrderLine, OrderRequest, Sku, Timestamp,
-};
+use allocation::model::{FcId, Merchant, MerchantId, OrderLine, OrderRequest, Sku, Timestamp};
 
 const SKUS: usize = 100_000;
 const FCS: usize = 10;
@@ -79,17 +77,12 @@ fn build() -> Engine {
                     });
                 }
             }
-            OrderRequest {
-                merchant_id: merchant.clone(),
-                order_id: format!("o{n}").as_str().into(),
-                purchase_time: Timestamp::from_seconds((rng.next_u64() % 86_400) as i64),
+            OrderRequest::new(
+                merchant.clone(),
+                format!("o{n}").as_str().into(),
+                Timestamp::from_seconds((rng.next_u64() % 86_400) as i64),
                 lines,
-                assigned_fc: None,
-                partial_shipments: None,
-                channel: Channel::Direct,
-                marketplace_status: MarketplaceStatus::Ready,
-                hold_reason: None,
-            }
+            )
         })
         .collect();
     requests.into_par_iter().for_each(|request| {

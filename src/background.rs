@@ -65,9 +65,7 @@ impl Drop for Periodic {
 mod tests {
     use super::*;
     use crate::engine::{CountChange, Engine, EngineConfig, InventoryChange};
-    use crate::model::{
-        Channel, FcId, MarketplaceStatus, OrderKey, OrderLine, OrderRequest, OrderStatus, Timestamp,
-    };
+    use crate::model::{FcId, OrderKey, OrderLine, OrderRequest, OrderStatus, Timestamp};
 
     fn stock(engine: &Engine, units: u64) {
         let change = InventoryChange {
@@ -82,20 +80,15 @@ mod tests {
     async fn the_reprocess_pass_runs_every_interval_and_stops_with_its_guard() {
         let engine = Engine::new(EngineConfig::default());
         stock(&engine, 0);
-        let request = OrderRequest {
-            merchant_id: "m".into(),
-            order_id: "o".into(),
-            purchase_time: Timestamp::default(),
-            lines: vec![OrderLine {
+        let request = OrderRequest::new(
+            "m".into(),
+            "o".into(),
+            Timestamp::default(),
+            vec![OrderLine {
                 sku: "a".into(),
                 quantity: 1,
             }],
-            assigned_fc: None,
-            partial_shipments: None,
-            channel: Channel::Direct,
-            marketplace_status: MarketplaceStatus::Ready,
-            hold_reason: None,
-        };
+        );
         let key: OrderKey = request.key();
         engine.allocate(request, Timestamp::default()).unwrap();
         stock(&engine, 1);

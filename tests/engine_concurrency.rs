@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
-use allocation::model::{
-    Channel, FcId, MarketplaceStatus, OrderLine, OrderRequest, OrderStatus, Timestamp,
-};
+use allocation::model::{FcId, OrderLine, OrderRequest, OrderStatus, Timestamp};
 
 const SKUS: usize = 12;
 const FCS: usize = 3;
@@ -31,15 +29,13 @@ fn order(thread: usize, n: usize, rng: &mut u64) -> OrderRequest {
         })
         .collect();
     OrderRequest {
-        merchant_id: "m".into(),
-        order_id: format!("t{thread}-{n}").as_str().into(),
-        purchase_time: Timestamp::from_seconds(n as i64),
-        lines,
-        assigned_fc: None,
         partial_shipments: Some(next() % 2 == 0),
-        channel: Channel::Direct,
-        marketplace_status: MarketplaceStatus::Ready,
-        hold_reason: None,
+        ..OrderRequest::new(
+            "m".into(),
+            format!("t{thread}-{n}").as_str().into(),
+            Timestamp::from_seconds(n as i64),
+            lines,
+        )
     }
 }
 
@@ -118,20 +114,15 @@ fn exactly_one_of_many_racers_gets_the_last_unit() {
             let engine = engine.clone();
             let winners = &winners;
             scope.spawn(move || {
-                let request = OrderRequest {
-                    merchant_id: "m".into(),
-                    order_id: format!("racer-{thread}").as_str().into(),
-                    purchase_time: Timestamp::default(),
-                    lines: vec![OrderLine {
+                let request = OrderRequest::new(
+                    "m".into(),
+                    format!("racer-{thread}").as_str().into(),
+                    Timestamp::default(),
+                    vec![OrderLine {
                         sku: "last".into(),
                         quantity: 1,
                     }],
-                    assigned_fc: None,
-                    partial_shipments: None,
-                    channel: Channel::Direct,
-                    marketplace_status: MarketplaceStatus::Ready,
-                    hold_reason: None,
-                };
+                );
                 let order = engine
                     .allocate(request, Timestamp::default())
                     .unwrap()

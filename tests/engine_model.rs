@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
 use allocation::error::Error;
 use allocation::model::{
-    Allocation, Channel, ExceptionLine, ExceptionReason, FcId, MarketplaceStatus, Merchant,
-    OrderKey, OrderLine, OrderRequest, OrderStatus, Sku, Timestamp,
+    Allocation, ExceptionLine, ExceptionReason, FcId, Merchant, OrderKey, OrderLine, OrderRequest,
+    OrderStatus, Sku, Timestamp,
 };
 
 const SKUS: [&str; 4] = ["s0", "s1", "s2", "s3"];
@@ -346,16 +346,15 @@ fn run(seed: u64) {
                     })
                     .collect();
                 let request = OrderRequest {
-                    merchant_id: "m".into(),
-                    order_id: id.as_str().into(),
-                    // Purchase times collide on purpose: ties break by id.
-                    purchase_time: Timestamp::from_seconds(rng.below(50) as i64),
-                    lines,
                     assigned_fc: (rng.below(5) == 0).then(|| FcId::new(FCS[rng.below(FCS.len())])),
                     partial_shipments: (rng.below(3) == 0).then(|| rng.below(2) == 0),
-                    channel: Channel::Direct,
-                    marketplace_status: MarketplaceStatus::Ready,
-                    hold_reason: None,
+                    // Purchase times collide on purpose: ties break by id.
+                    ..OrderRequest::new(
+                        "m".into(),
+                        id.as_str().into(),
+                        Timestamp::from_seconds(rng.below(50) as i64),
+                        lines,
+                    )
                 };
                 let partial = request.partial_shipments.unwrap_or(merchant_partial);
                 let got = engine

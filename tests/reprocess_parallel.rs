@@ -8,8 +8,8 @@ use rng::Rng;
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange, PassCounts};
 use allocation::model::{
-    Channel, FcId, MarketplaceStatus, Merchant, MerchantId, Order, OrderKey, OrderLine,
-    OrderRequest, OrderStatus, Sku, Timestamp,
+    FcId, Merchant, MerchantId, Order, OrderKey, OrderLine, OrderRequest, OrderStatus, Sku,
+    Timestamp,
 };
 
 const MERCHANTS: [&str; 3] = ["m0", "m1", "m2"];
@@ -58,23 +58,24 @@ fn build(seed: u64) -> Engine {
         let mut skus: Vec<usize> = (0..line_count).map(|_| rng.skewed(SKUS)).collect();
         skus.sort_unstable();
         skus.dedup();
+        let lines = skus
+            .into_iter()
+            .map(|s| OrderLine {
+                sku: sku(s),
+                quantity: 1 + rng.below(3) as u32,
+            })
+            .collect();
+        // Few distinct times, so ties by order id matter.
+        let purchase_time = Timestamp::from_seconds(rng.below(500) as i64);
         let request = OrderRequest {
-            merchant_id: MerchantId::new(merchant),
-            order_id: format!("o{n}").as_str().into(),
-            // Few distinct times, so ties by order id matter.
-            purchase_time: Timestamp::from_seconds(rng.below(500) as i64),
-            lines: skus
-                .into_iter()
-                .map(|s| OrderLine {
-                    sku: sku(s),
-                    quantity: 1 + rng.below(3) as u32,
-                })
-                .collect(),
             assigned_fc: (rng.below(10) == 0).then(|| fc(rng.below(FCS))),
             partial_shipments: (rng.below(8) == 0).then(|| rng.below(2) == 0),
-            channel: Channel::Direct,
-            marketplace_status: MarketplaceStatus::Ready,
-            hold_reason: None,
+            ..OrderRequest::new(
+                MerchantId::new(merchant),
+                format!("o{n}").as_str().into(),
+                purchase_time,
+                lines,
+            )
         };
         let key = request.key();
         let order = engine

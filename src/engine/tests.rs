@@ -43,23 +43,18 @@ fn set(engine: &Engine, sku: &str, fc: &str, units: u64) {
 }
 
 fn request(id: &str, age: i64, lines: &[(&str, u32)]) -> OrderRequest {
-    OrderRequest {
-        merchant_id: M.into(),
-        order_id: id.into(),
-        purchase_time: Timestamp::from_seconds(1_600_000_000 + age),
-        lines: lines
+    OrderRequest::new(
+        M.into(),
+        id.into(),
+        Timestamp::from_seconds(1_600_000_000 + age),
+        lines
             .iter()
             .map(|&(sku, quantity)| OrderLine {
                 sku: sku.into(),
                 quantity,
             })
             .collect(),
-        assigned_fc: None,
-        partial_shipments: None,
-        channel: Channel::Direct,
-        marketplace_status: MarketplaceStatus::Ready,
-        hold_reason: None,
-    }
+    )
 }
 
 fn partial(mut request: OrderRequest) -> OrderRequest {

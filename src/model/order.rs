@@ -42,6 +42,27 @@ pub struct OrderRequest {
 }
 
 impl OrderRequest {
+    /// A direct (not marketplace) order that follows its merchant's
+    /// settings: no assigned FC, no partial-shipment override, no hold.
+    pub fn new(
+        merchant_id: MerchantId,
+        order_id: OrderId,
+        purchase_time: Timestamp,
+        lines: Vec<OrderLine>,
+    ) -> Self {
+        Self {
+            merchant_id,
+            order_id,
+            purchase_time,
+            lines,
+            assigned_fc: None,
+            partial_shipments: None,
+            channel: Channel::Direct,
+            marketplace_status: MarketplaceStatus::Ready,
+            hold_reason: None,
+        }
+    }
+
     pub fn key(&self) -> OrderKey {
         OrderKey::new(&self.merchant_id, &self.order_id)
     }
@@ -281,20 +302,15 @@ mod tests {
     use super::*;
 
     fn order() -> Order {
-        let request = OrderRequest {
-            merchant_id: "m".into(),
-            order_id: "o".into(),
-            purchase_time: Timestamp::from_seconds(1),
-            lines: vec![OrderLine {
+        let request = OrderRequest::new(
+            "m".into(),
+            "o".into(),
+            Timestamp::from_seconds(1),
+            vec![OrderLine {
                 sku: "a".into(),
                 quantity: 1,
             }],
-            assigned_fc: None,
-            partial_shipments: None,
-            channel: Channel::Direct,
-            marketplace_status: MarketplaceStatus::Ready,
-            hold_reason: None,
-        };
+        );
         Order::imported(request, Timestamp::from_seconds(2))
     }
 

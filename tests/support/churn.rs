@@ -11,8 +11,8 @@ use allocation::engine::{
 use allocation::error::Error;
 use allocation::ledger::SkuInfo;
 use allocation::model::{
-    Channel, FcId, FifoStrategy, LabelSource, MarketplaceStatus, Merchant, MerchantId, Order,
-    OrderKey, OrderLine, OrderRequest, OrderStatus, Sku, Timestamp, TrackingEvent, TrackingStatus,
+    FcId, FifoStrategy, LabelSource, Merchant, MerchantId, Order, OrderKey, OrderLine,
+    OrderRequest, OrderStatus, Sku, Timestamp, TrackingEvent, TrackingStatus,
 };
 use allocation::storage::journal::SEGMENT_HEADER_BYTES;
 use allocation::storage::{FsyncPolicy, OpenError, Store, StoreConfig};
@@ -88,22 +88,17 @@ pub fn churn(engine: &Engine, rng: &mut Rng, prefix: &str, steps: usize) {
             }
             4..=6 => {
                 let first = rng.below(SKUS);
-                let request = OrderRequest {
-                    merchant_id: merchant,
-                    order_id: format!("{prefix}-{step}").as_str().into(),
-                    purchase_time: Timestamp::from_seconds(rng.below(1000) as i64),
-                    lines: (0..1 + rng.below(3))
+                let request = OrderRequest::new(
+                    merchant,
+                    format!("{prefix}-{step}").as_str().into(),
+                    Timestamp::from_seconds(rng.below(1000) as i64),
+                    (0..1 + rng.below(3))
                         .map(|i| OrderLine {
                             sku: sku((first + i) % SKUS),
                             quantity: 1 + rng.below(3) as u32,
                         })
                         .collect(),
-                    assigned_fc: None,
-                    partial_shipments: None,
-                    channel: Channel::Direct,
-                    marketplace_status: MarketplaceStatus::Ready,
-                    hold_reason: None,
-                };
+                );
                 engine.allocate(request, Timestamp::default()).unwrap();
             }
             7 => {
