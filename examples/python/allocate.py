@@ -178,7 +178,9 @@ def run(address, timeout):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description="Stock, watch, allocate and read back one order, checking every answer."
+    )
     parser.add_argument(
         "--address", default="127.0.0.1:50051", help="HOST:PORT (default %(default)s)"
     )
