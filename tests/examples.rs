@@ -1,7 +1,8 @@
 //! The client examples in `examples/` run against a real server and do
 //! what they say. `cargo test` builds them next to the test binaries.
 
-mod common;
+#[path = "support/in_process.rs"]
+mod in_process;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ fn example(name: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rust_example_allocates_reads_back_and_sees_the_event() {
-    let server = common::start().await;
+    let server = in_process::start().await;
     let url = format!("http://{}", server.address);
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(example("allocate"))
@@ -84,7 +85,7 @@ async fn the_python_example_allocates_reads_back_and_sees_the_event() {
         String::from_utf8_lossy(&generated.stderr)
     );
 
-    let server = common::start().await;
+    let server = in_process::start().await;
     let address = server.address.to_string();
     let output = tokio::task::spawn_blocking({
         let stubs = stubs.clone();

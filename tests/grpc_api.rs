@@ -1,9 +1,10 @@
 //! Every foundation RPC over real gRPC against a real server on 127.0.0.1:0.
 
-mod common;
+#[path = "support/in_process.rs"]
+mod in_process;
 
 use allocation::grpc::proto::*;
-use common::*;
+use in_process::*;
 use tonic::Code;
 
 #[tokio::test]

@@ -1,10 +1,11 @@
 //! RULES §8 over real gRPC: every malformed request gets INVALID_ARGUMENT
 //! naming the offending field, and changes nothing.
 
-mod common;
+#[path = "support/in_process.rs"]
+mod in_process;
 
 use allocation::grpc::proto::*;
-use common::*;
+use in_process::*;
 use tonic::Code;
 
 /// Stock of SKU "a" at fc1 as (on_hand, reserved).

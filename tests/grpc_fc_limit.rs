@@ -3,11 +3,12 @@
 //! that field and changes nothing, while known FCs keep working. Its own test
 //! binary: filling the process-wide table would disturb any test beside it.
 
-mod common;
+#[path = "support/in_process.rs"]
+mod in_process;
 
 use allocation::grpc::proto::*;
 use allocation::model::{FcId, FC_IDS_MAX};
-use common::*;
+use in_process::*;
 
 async fn inventory(client: &mut Client) -> InventoryView {
     client

@@ -1,13 +1,14 @@
 //! Shipping, tracking, claims, completion, marketplace rules, auto-split and
 //! the WatchEvents change feed, over real gRPC against a real server.
 
-mod common;
+#[path = "support/in_process.rs"]
+mod in_process;
 
 use std::time::Duration;
 
 use allocation::grpc::proto::*;
 use allocation::server::ServerOptions;
-use common::*;
+use in_process::*;
 use tokio_stream::StreamExt;
 use tonic::Code;
 

@@ -1,9 +1,10 @@
 //! Reprocess and FifoRelease over real gRPC (RULES §5).
 
-mod common;
+#[path = "support/in_process.rs"]
+mod in_process;
 
 use allocation::grpc::proto::*;
-use common::*;
+use in_process::*;
 use tonic::Code;
 
 async fn status_of(client: &mut Client, id: &str) -> OrderStatus {

@@ -6,14 +6,15 @@ mod binary;
 #[path = "support/scrape.rs"]
 mod scrape;
 use scrape::{sample, scrape};
-mod common;
+#[path = "support/in_process.rs"]
+mod in_process;
 
 use std::time::Duration;
 
 use allocation::grpc::proto::allocation_service_client::AllocationServiceClient;
 use allocation::grpc::proto::*;
 use binary::Binary;
-use common::{order, time};
+use in_process::{order, time};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -303,7 +304,7 @@ async fn excess_requests_are_shed_at_once_counted_and_the_server_stays_healthy()
     let mut client = AllocationServiceClient::connect(server.url())
         .await
         .unwrap();
-    common::set_stock(&mut client, "m", "a", "fc", 1_000_000).await;
+    in_process::set_stock(&mut client, "m", "a", "fc", 1_000_000).await;
     // Slow enough requests: batches of 5,000 orders, 12 at once.
     let mut calls = Vec::new();
     for call in 0..12 {

@@ -1,4 +1,5 @@
-//! A real server on 127.0.0.1:0 and a real gRPC client, for integration tests.
+//! A server in this process on 127.0.0.1:0 and a real gRPC client, for
+//! integration tests of the API (`binary.rs` runs the real executable).
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 use tokio::net::TcpListener;
