@@ -1,9 +1,17 @@
 //! Command-line flags. Every flag can also be set by an environment variable
 //! prefixed `ALLOCATION_`; the defaults let `serve` run with no flags.
+//! Where the library has a default of its own (`ServerOptions`,
+//! `ConnectionLimits`, `EngineConfig`), the flag's default is read from it,
+//! so the two never disagree.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use crate::engine::EngineConfig;
+use crate::server::{ConnectionLimits, ServerOptions};
+use crate::storage::{FsyncPolicy, StoreConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -94,38 +102,38 @@ pub struct ServeConfig {
 
     /// Requests in progress at once across all connections; more are
     /// refused at once with RESOURCE_EXHAUSTED instead of queueing.
-    #[arg(long, env = "ALLOCATION_CONCURRENCY_LIMIT", default_value_t = 1024)]
+    #[arg(long, env = "ALLOCATION_CONCURRENCY_LIMIT", default_value_t = ServerOptions::default().concurrency_limit)]
     pub concurrency_limit: usize,
 
     /// Requests one connection may have in progress (HTTP/2 streams).
-    #[arg(long, env = "ALLOCATION_STREAMS_PER_CONNECTION", default_value_t = 256)]
+    #[arg(long, env = "ALLOCATION_STREAMS_PER_CONNECTION", default_value_t = ServerOptions::default().streams_per_connection)]
     pub streams_per_connection: u32,
 
     /// Largest gRPC message accepted or sent, in bytes.
-    #[arg(long, env = "ALLOCATION_MESSAGE_BYTES_MAX", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "ALLOCATION_MESSAGE_BYTES_MAX", default_value_t = ServerOptions::default().message_bytes_max)]
     pub message_bytes_max: usize,
 
     /// Open client connections at once; one more is closed as soon as it
     /// is accepted (counted in `grpc_connections_refused_total`). Keep it
     /// below the process's open-file limit.
-    #[arg(long, env = "ALLOCATION_MAX_CONNECTIONS", default_value_t = 4096,
+    #[arg(long, env = "ALLOCATION_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_open as u32,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 
     /// Seconds a new connection may take to send its first byte before
     /// it is closed (a client that never speaks holds no slot for long).
-    #[arg(long, env = "ALLOCATION_HANDSHAKE_TIMEOUT_SECONDS", default_value_t = 10,
+    #[arg(long, env = "ALLOCATION_HANDSHAKE_TIMEOUT_SECONDS", default_value_t = ConnectionLimits::default().handshake_timeout.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub handshake_timeout_seconds: u64,
 
     /// Seconds between HTTP/2 keepalive pings on an idle connection; a
     /// peer that does not answer one within 20 s is disconnected.
-    #[arg(long, env = "ALLOCATION_KEEPALIVE_SECONDS", default_value_t = 60,
+    #[arg(long, env = "ALLOCATION_KEEPALIVE_SECONDS", default_value_t = ConnectionLimits::default().keepalive.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub keepalive_seconds: u64,
 
     /// Seconds requests in progress at shutdown may take to finish.
-    #[arg(long, env = "ALLOCATION_DRAIN_TIMEOUT_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "ALLOCATION_DRAIN_TIMEOUT_SECONDS", default_value_t = ServerOptions::default().drain_timeout.as_secs())]
     pub drain_timeout_seconds: u64,
 
     /// Directory for the journal and snapshots (created if missing).
@@ -133,7 +141,7 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
 
     /// Ledger lock stripes (rounded up to a power of two).
-    #[arg(long, env = "ALLOCATION_STRIPES", default_value_t = 1024)]
+    #[arg(long, env = "ALLOCATION_STRIPES", default_value_t = EngineConfig::default().stripe_count)]
     pub stripes: usize,
 
     /// Seconds between exception reprocessing passes (RULES §5: 30 minutes).
@@ -150,7 +158,7 @@ pub struct ServeConfig {
     #[arg(
         long,
         env = "ALLOCATION_STALLED_AFTER_BUSINESS_DAYS",
-        default_value_t = 5,
+        default_value_t = EngineConfig::default().stalled_after_business_days,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub stalled_after_business_days: u32,
@@ -160,7 +168,7 @@ pub struct ServeConfig {
     #[arg(
         long,
         env = "ALLOCATION_WATCH_BUFFER",
-        default_value_t = 4096,
+        default_value_t = ServerOptions::default().watch_buffer as u64,
         value_parser = clap::value_parser!(u64).range(1..=1_000_000)
     )]
     pub watch_buffer: u64,
@@ -182,6 +190,43 @@ pub struct ServeConfig {
     /// the journal kept since it) instead of refusing to start.
     #[arg(long, env = "ALLOCATION_FALLBACK_TO_PREVIOUS_SNAPSHOT")]
     pub fallback_to_previous_snapshot: bool,
+}
+
+impl ServeConfig {
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            stripe_count: self.stripes,
+            stalled_after_business_days: self.stalled_after_business_days,
+        }
+    }
+
+    pub fn server_options(&self) -> ServerOptions {
+        ServerOptions {
+            concurrency_limit: self.concurrency_limit,
+            streams_per_connection: self.streams_per_connection,
+            message_bytes_max: self.message_bytes_max,
+            drain_timeout: Duration::from_secs(self.drain_timeout_seconds),
+            connections: ConnectionLimits {
+                max_open: self.max_connections as usize,
+                handshake_timeout: Duration::from_secs(self.handshake_timeout_seconds),
+                keepalive: Duration::from_secs(self.keepalive_seconds),
+            },
+            // Bounded by the argument parser.
+            watch_buffer: self.watch_buffer as usize,
+        }
+    }
+
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            dir: self.data_dir.clone(),
+            fsync: match self.fsync {
+                Fsync::Always => FsyncPolicy::Always,
+                Fsync::Everysec => FsyncPolicy::EverySecond,
+                Fsync::Off => FsyncPolicy::Off,
+            },
+            fallback_to_previous_snapshot: self.fallback_to_previous_snapshot,
+        }
+    }
 }
 
 /// `HOST:PORT`, the host a name (`localhost`) or an address (`[::1]` for

@@ -31,9 +31,17 @@ pub enum Error {
     /// Too much work at once; the caller should retry later.
     #[error("{0}")]
     Contended(String),
-    /// The service cannot do this now (a disk failure, shutting down).
+    /// The service cannot do this now (recovering, shutting down, a disk
+    /// failure); the same request may succeed later or elsewhere.
     #[error("{0}")]
     Unavailable(String),
+    /// A limit on what the server takes at once was reached (requests in
+    /// progress, a subscriber's backlog); retry with backoff.
+    #[error("{0}")]
+    Exhausted(String),
+    /// A bug on the server's side (a task that panicked).
+    #[error("{0}")]
+    Internal(String),
 }
 
 fn describe(violations: &[FieldViolation]) -> String {

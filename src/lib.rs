@@ -23,9 +23,11 @@
 //! - [`storage`]: the on-disk encoding, the journal (group commit), snapshots
 //!   and recovery.
 //! - [`config`]: command-line flags and environment variables.
+//! - [`commands`]: the binary's subcommands (`serve`, `inspect`, `health`).
 //! - [`fuzzing`]: the entry points of the fuzz targets in `fuzz/`.
 
 pub mod background;
+pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;

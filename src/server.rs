@@ -25,6 +25,7 @@ mod shed;
 pub use incoming::{AcceptBackoff, ConnectionLimits};
 
 use crate::engine::Engine;
+use crate::error::Error;
 use crate::grpc::feed::EventFeed;
 use crate::grpc::proto::allocation_service_server::AllocationServiceServer;
 use crate::grpc::proto::FILE_DESCRIPTOR_SET;
@@ -76,8 +77,10 @@ const DRAINING: u8 = 2;
 pub struct Lifecycle {
     state: AtomicU8,
     health: HealthReporter,
-    /// The journal and snapshots, once recovered; none for memory-only servers.
-    store: OnceLock<Arc<Store>>,
+    /// The journal and snapshots, once recovered; none for memory-only
+    /// servers. Shared with the allocation service, which waits on the
+    /// journal before it answers.
+    store: Arc<OnceLock<Arc<Store>>>,
 }
 
 impl Lifecycle {
@@ -93,7 +96,7 @@ impl Lifecycle {
         let lifecycle = Arc::new(Self {
             state: AtomicU8::new(STARTING),
             health,
-            store: OnceLock::new(),
+            store: Arc::default(),
         });
         (lifecycle, service)
     }
@@ -141,18 +144,18 @@ impl Lifecycle {
     }
 
     /// The gate every allocation-service request passes.
-    fn admit(&self) -> Result<(), Status> {
+    fn admit(&self) -> Result<(), Error> {
         match self.state.load(Ordering::Acquire) {
-            STARTING => Err(Status::unavailable(
-                "recovering the data directory; retry shortly",
+            STARTING => Err(Error::Unavailable(
+                "recovering the data directory; retry shortly".into(),
             )),
-            DRAINING => Err(Status::unavailable("shutting down")),
+            DRAINING => Err(Error::Unavailable("shutting down".into())),
             _ if self
                 .store()
                 .is_some_and(|store| store.journal().has_failed()) =>
             {
-                Err(Status::unavailable(
-                    "the journal failed; this server no longer serves (see its log)",
+                Err(Error::Unavailable(
+                    "the journal failed; this server no longer serves (see its log)".into(),
                 ))
             }
             _ => Ok(()),
@@ -188,13 +191,13 @@ pub async fn run(
     let feed = EventFeed::new(options.watch_buffer);
     // An engine served twice keeps publishing to the first feed.
     let _ = engine.attach_event_sink(Arc::clone(&feed) as Arc<dyn crate::engine::EventSink>);
-    let service = Service::new(engine, Arc::clone(&lifecycle), Arc::clone(&feed));
+    let service = Service::new(engine, Arc::clone(&lifecycle.store), Arc::clone(&feed));
     let service = AllocationServiceServer::new(service)
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
     let gate = Arc::clone(&lifecycle);
     let gated = InterceptedService::new(service, move |request: tonic::Request<()>| {
-        gate.admit().map(|()| request)
+        gate.admit().map(|()| request).map_err(Status::from)
     });
 
     let (drained, draining) = tokio::sync::oneshot::channel::<()>();

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::engine::EventSink;
+use crate::error::Error;
 use crate::model::{MerchantId, OrderEvent, Timestamp};
 
 use super::{proto, shipping};
@@ -51,7 +52,7 @@ impl EventFeed {
                 let next = tokio::select! {
                     () = out.closed() => return,
                     _ = closed.wait_for(|closed| *closed) => {
-                        Err(Status::unavailable("the server is shutting down"))
+                        Err(Error::Unavailable("the server is shutting down".into()).into())
                     }
                     received = events.recv() => match received {
                         Ok(event) => {
@@ -61,10 +62,11 @@ impl EventFeed {
                             Ok(shipping::event_to_proto(&event, Timestamp::now()))
                         }
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            Err(Status::resource_exhausted(format!(
+                            Err(Error::Exhausted(format!(
                                 "this subscriber fell {missed} events behind the change feed and was \
                                  disconnected; resubscribe and resync with ListOrders"
-                            )))
+                            ))
+                            .into())
                         }
                         Err(broadcast::error::RecvError::Closed) => return,
                     },

@@ -2,14 +2,14 @@
 //! calls the engine, and converts the answer. No rule lives here.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::server::Lifecycle;
+use crate::storage::Store;
 use crate::telemetry::{metered, Telemetry};
 
 use super::feed::EventFeed;
@@ -20,17 +20,18 @@ use super::{convert, shipping};
 
 pub struct Service {
     engine: Engine,
-    /// Admission and the store (journal, snapshots) once recovered.
-    lifecycle: Arc<Lifecycle>,
+    /// The journal and snapshots, set once the data directory is
+    /// recovered; never set for a server that keeps no data directory.
+    store: Arc<OnceLock<Arc<Store>>>,
     /// The change feed `WatchEvents` subscribes to.
     feed: Arc<EventFeed>,
 }
 
 impl Service {
-    pub fn new(engine: Engine, lifecycle: Arc<Lifecycle>, feed: Arc<EventFeed>) -> Self {
+    pub fn new(engine: Engine, store: Arc<OnceLock<Arc<Store>>>, feed: Arc<EventFeed>) -> Self {
         Self {
             engine,
-            lifecycle,
+            store,
             feed,
         }
     }
@@ -49,14 +50,14 @@ impl Service {
     /// Wait until every change made so far, this request's included, is
     /// durable: nothing is acknowledged before it is in the journal.
     async fn durable(&self) -> Result<(), Status> {
-        let Some(store) = self.lifecycle.store() else {
+        let Some(store) = self.store.get() else {
             return Ok(());
         };
         let journal = store.journal();
         journal
             .wait_durable(journal.appended_next())
             .await
-            .map_err(|error| Status::unavailable(error.to_string()))
+            .map_err(|error| Error::Unavailable(error.to_string()).into())
     }
 
     /// The shape every order transition shares: validate the order's key
@@ -86,7 +87,7 @@ impl Service {
         let engine = self.engine.clone();
         match tokio::task::spawn_blocking(move || work(engine)).await {
             Ok(result) => result.map_err(Status::from),
-            Err(join) => Err(Status::internal(format!("request task failed: {join}"))),
+            Err(join) => Err(Error::Internal(format!("request task failed: {join}")).into()),
         }
     }
 }
@@ -486,10 +487,11 @@ impl AllocationService for Service {
         _: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotResponse>, Status> {
         metered("Snapshot", async move {
-            let Some(store) = self.lifecycle.store().cloned() else {
-                return Err(Status::failed_precondition(
-                    "this server keeps no data directory",
-                ));
+            let Some(store) = self.store.get().cloned() else {
+                return Err(Error::FailedPrecondition(
+                    "this server keeps no data directory".into(),
+                )
+                .into());
             };
             let info = self
                 .blocking(move |engine| {

@@ -28,6 +28,8 @@ impl From<Error> for Status {
             Error::FailedPrecondition(_) => Status::failed_precondition(message),
             Error::Contended(_) => Status::aborted(message),
             Error::Unavailable(_) => Status::unavailable(message),
+            Error::Exhausted(_) => Status::resource_exhausted(message),
+            Error::Internal(_) => Status::internal(message),
         }
     }
 }

@@ -11,6 +11,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShed;
 use tower::{BoxError, Layer, Service};
 
+use crate::error::Error;
 use crate::telemetry::Telemetry;
 
 #[derive(Clone)]
@@ -74,17 +75,13 @@ where
         Box::pin(async move {
             match answer.await {
                 Err(error) if error.is::<tower::load_shed::error::Overloaded>() => {
-                    Telemetry::get().rpc(
-                        &method,
-                        tonic::Code::ResourceExhausted,
-                        Default::default(),
-                    );
-                    metrics::counter!("grpc_requests_shed_total").increment(1);
-                    Ok(tonic::Status::resource_exhausted(format!(
+                    let refused = tonic::Status::from(Error::Exhausted(format!(
                         "the server has {limit} requests in progress across all connections \
                          (--concurrency-limit); retry with backoff"
-                    ))
-                    .into_http())
+                    )));
+                    Telemetry::get().rpc(&method, refused.code(), Default::default());
+                    metrics::counter!("grpc_requests_shed_total").increment(1);
+                    Ok(refused.into_http())
                 }
                 other => other,
             }
