@@ -39,6 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut events = client
         .watch_events(WatchEventsRequest {
             merchant_id: "acme".into(),
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -39,6 +39,10 @@ pub enum Error {
     /// progress, a subscriber's backlog); retry with backoff.
     #[error("{0}")]
     Exhausted(String),
+    /// A position outside what the server still has (a change-feed
+    /// sequence older than the retained journal).
+    #[error("{0}")]
+    OutOfRange(String),
     /// A bug on the server's side (a task that panicked).
     #[error("{0}")]
     Internal(String),

@@ -175,7 +175,7 @@ fn in_process_server() -> &'static InProcess {
         let server = runtime.block_on(async {
             let engine = Engine::new(EngineConfig::default());
             // No data directory: nothing to wait on before answering.
-            let feed = EventFeed::new(64);
+            let feed = EventFeed::new(engine.clone(), 64);
             AllocationServiceServer::new(Service::new(engine, Arc::default(), feed))
         });
         (runtime, server)

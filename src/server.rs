@@ -188,7 +188,7 @@ pub async fn run(
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .expect("the compiled-in descriptor sets are valid");
-    let feed = EventFeed::new(options.watch_buffer);
+    let feed = EventFeed::new(engine.clone(), options.watch_buffer);
     // An engine served twice keeps publishing to the first feed.
     let _ = engine.attach_event_sink(Arc::clone(&feed) as Arc<dyn crate::engine::EventSink>);
     let service = Service::new(engine, Arc::clone(&lifecycle.store), Arc::clone(&feed));

@@ -606,6 +606,7 @@ async fn a_subscriber_sees_an_orders_whole_life_in_order() {
     let mut events = client
         .watch_events(WatchEventsRequest {
             merchant_id: M.into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -52,7 +52,10 @@ impl Engine {
             )));
         }
         let merchant = self.merchant(&key.merchant);
-        self.publish(|| OrderEvent::new(EventKind::Released, &order));
+        // Its own entry in the log: the decision that follows is another.
+        self.append(&[], |events| {
+            events.push(OrderEvent::new(EventKind::Released, &order))
+        });
         self.decide(&mut order, &merchant, Occasion::Again);
         Ok(order.clone())
     }
@@ -105,7 +108,7 @@ impl Engine {
         order.picked = true;
         order.version += 1;
         // Picking is warehouse-internal: journaled, not announced.
-        self.journal(&locked, &keys, &[&order]);
+        self.record(&locked, &keys, &[&order], |_| {});
         drop(locked);
         Ok(order.clone())
     }

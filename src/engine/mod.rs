@@ -83,6 +83,9 @@ struct Shared {
     change_log: OnceLock<Arc<dyn ChangeLog>>,
     /// Where order events go; unset publishes nothing.
     events: OnceLock<Arc<dyn EventSink>>,
+    /// The sequence the next order event gets. Taken in log order, under
+    /// the change log's `number` (or alone when there is no log).
+    next_event: Mutex<u64>,
     /// Every tracking number ever used, and the order it shipped.
     tracking: DashMap<String, OrderKey, foldhash::fast::RandomState>,
     /// Shipped orders waiting to read `Completed`, by completion time.
@@ -101,6 +104,7 @@ impl Engine {
                 pass_lock: Mutex::new(()),
                 change_log: OnceLock::new(),
                 events: OnceLock::new(),
+                next_event: Mutex::new(1),
                 tracking: DashMap::default(),
                 completions: Mutex::new(BTreeSet::new()),
                 config,
@@ -128,9 +132,7 @@ impl Engine {
             .merchants
             .entry(merchant.merchant_id.clone())
             .insert(Arc::new(merchant.clone()));
-        if let Some(log) = self.shared.change_log.get() {
-            log.append(&[EffectRef::Merchant(&merchant)]);
-        }
+        self.append(&[EffectRef::Merchant(&merchant)], |_| {});
         drop(entry);
         merchant
     }
@@ -140,26 +142,20 @@ impl Engine {
     /// before the locks are released, so each order's events come out in
     /// the order its changes happened.
     fn log_change(&self, locked: &Locked<'_>, keys: &[SkuKey], orders: &[&Order]) {
-        self.journal(locked, keys, orders);
-        for order in orders {
-            self.publish(|| OrderEvent::of_state(order));
-        }
+        self.record(locked, keys, orders, |events| {
+            events.extend(orders.iter().map(|order| OrderEvent::of_state(order)));
+        });
     }
 
-    /// Publish an event, built only if someone listens.
-    fn publish(&self, event: impl FnOnce() -> OrderEvent) {
-        if let Some(sink) = self.shared.events.get() {
-            if sink.wants_events() {
-                sink.publish(event());
-            }
-        }
-    }
-
-    /// Journal a change without announcing it (see `log_change`).
-    fn journal(&self, locked: &Locked<'_>, keys: &[SkuKey], orders: &[&Order]) {
-        let Some(log) = self.shared.change_log.get() else {
-            return;
-        };
+    /// Journal a change and announce it with the events `announce` adds
+    /// (none for a change the feed does not show).
+    fn record(
+        &self,
+        locked: &Locked<'_>,
+        keys: &[SkuKey],
+        orders: &[&Order],
+        announce: impl FnOnce(&mut Vec<OrderEvent>),
+    ) {
         let mut effects = Vec::with_capacity(keys.len() + orders.len());
         for key in keys {
             if let Some(record) = locked.get(key) {
@@ -167,21 +163,54 @@ impl Engine {
             }
         }
         effects.extend(orders.iter().map(|order| EffectRef::Order(order)));
-        log.append(&effects);
+        self.append(&effects, announce);
     }
 
-    /// Journal and announce a change of one order that touched no stock
-    /// (`log_change` for an order alone).
-    fn log_order(&self, order: &Order) {
-        self.journal_order(order);
-        self.publish(|| OrderEvent::of_state(order));
-    }
-
-    /// Journal a change of one order that touched no stock.
-    fn journal_order(&self, order: &Order) {
-        if let Some(log) = self.shared.change_log.get() {
-            log.append(&[EffectRef::Order(order)]);
+    /// Hand one change to the log, with its events numbered in log order
+    /// and published once numbered. Events are built only when the log
+    /// keeps them (to replay the feed from) or someone listens.
+    fn append(&self, effects: &[EffectRef<'_>], announce: impl FnOnce(&mut Vec<OrderEvent>)) {
+        let log = self.shared.change_log.get();
+        let sink = self.shared.events.get().filter(|sink| sink.wants_events());
+        let mut events = Vec::new();
+        if log.is_some() || sink.is_some() {
+            announce(&mut events);
         }
+        let mut number = |lsn: u64| {
+            let mut next = self.shared.next_event.lock();
+            let first = *next;
+            *next += events.len() as u64;
+            if let Some(sink) = sink {
+                for (sequence, event) in (first..).zip(&events) {
+                    sink.publish(
+                        OrderEvent {
+                            sequence,
+                            ..event.clone()
+                        },
+                        lsn,
+                    );
+                }
+            }
+            first
+        };
+        match log {
+            Some(log) => log.append(effects, &events, &mut number),
+            None if !events.is_empty() => {
+                number(0);
+            }
+            None => {}
+        }
+    }
+
+    /// Journal a change of one order that touched no stock, announced by
+    /// the events `announce` adds.
+    fn record_order(&self, order: &Order, announce: impl FnOnce(&mut Vec<OrderEvent>)) {
+        self.append(&[EffectRef::Order(order)], announce);
+    }
+
+    /// `log_change` for an order alone.
+    fn log_order(&self, order: &Order) {
+        self.record_order(order, |events| events.push(OrderEvent::of_state(order)));
     }
 
     /// Note that a shipped order completes at its `completes_at`.

@@ -43,6 +43,18 @@ impl Engine {
         self.shared.orders.len()
     }
 
+    /// The sequence the next order event gets.
+    pub fn next_event_sequence(&self) -> u64 {
+        *self.shared.next_event.lock()
+    }
+
+    /// Number the next events from `sequence` on (or later, if the
+    /// engine is there already).
+    fn continue_events_from(&self, sequence: u64) {
+        let mut next = self.shared.next_event.lock();
+        *next = (*next).max(sequence);
+    }
+
     /// Install one recovered after-image as is.
     pub fn restore(&self, effect: Effect) {
         match effect {
@@ -61,6 +73,10 @@ impl Engine {
                 self.schedule_completion(&order);
                 self.shared.orders.restore(*order);
             }
+            Effect::Events { first, events } => {
+                self.continue_events_from(first.saturating_add(events.len() as u64));
+            }
+            Effect::NextEventSequence(next) => self.continue_events_from(next),
         }
     }
 }

@@ -106,12 +106,16 @@ impl Engine {
             }
         }
         order.version += 1;
-        self.journal(&locked, &keys, &[&order]);
-        drop(locked);
-        self.publish(|| {
+        self.record(&locked, &keys, &[&order], |events| {
             let index = order.shipments().len() - 1;
-            OrderEvent::about_shipment(EventKind::Shipped, &order, index, request.at)
+            events.push(OrderEvent::about_shipment(
+                EventKind::Shipped,
+                &order,
+                index,
+                request.at,
+            ))
         });
+        drop(locked);
         self.schedule_completion(&order);
         Ok(order.clone())
     }
@@ -147,13 +151,17 @@ impl Engine {
         let outcome = order.extras_mut().shipments[index].record(scan.event);
         if outcome != ScanOutcome::Duplicate {
             order.version += 1;
-            self.journal_order(&order);
-            if outcome == ScanOutcome::Advanced {
-                self.publish(|| {
+            self.record_order(&order, |events| {
+                if outcome == ScanOutcome::Advanced {
                     let kind = EventKind::TrackingStatusChanged;
-                    OrderEvent::about_shipment(kind, &order, index, scan.event.time)
-                });
-            }
+                    events.push(OrderEvent::about_shipment(
+                        kind,
+                        &order,
+                        index,
+                        scan.event.time,
+                    ));
+                }
+            });
         }
         Ok((order.clone(), index))
     }

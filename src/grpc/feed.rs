@@ -1,34 +1,56 @@
-//! The `WatchEvents` change feed: the engine publishes order events into a
-//! bounded ring (`tokio::sync::broadcast`); each subscriber reads from it
-//! at its own pace. Publishing never waits: a subscriber that falls more
-//! than the ring's capacity behind loses its place, is told so with
-//! RESOURCE_EXHAUSTED, and is disconnected, so a slow connector can never
-//! slow allocation down.
+//! The `WatchEvents` change feed (RULES §13). The engine publishes each
+//! numbered order event into a bounded ring (`tokio::sync::broadcast`) as
+//! its change is journaled; each subscriber reads from the ring at its own
+//! pace. Publishing never waits for a subscriber.
+//!
+//! A subscriber that resumes (`after_sequence`), or falls more than the
+//! ring's capacity behind, reads the events it lacks from the journal on
+//! disk (`storage::retained`) and then rejoins the ring, skipping what it
+//! already sent: no gap, no duplicate, and memory bounded by the ring and
+//! one record per reader. Events are sent only once their change is
+//! durable, so a subscriber never sees a change a crash could undo.
+//! Without a data directory there is nothing to read back: a subscriber
+//! that falls behind is then disconnected with RESOURCE_EXHAUSTED.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::engine::EventSink;
+use crate::engine::{Engine, EventSink};
 use crate::error::Error;
 use crate::model::{MerchantId, OrderEvent, Timestamp};
+use crate::storage::retained::{self, Retained};
+use crate::storage::Store;
 
 use super::{proto, shipping};
 
-pub struct EventFeed {
-    ring: broadcast::Sender<Arc<OrderEvent>>,
-    /// Flips to true at shutdown, ending every subscription.
-    closed: watch::Sender<bool>,
+/// An event and the LSN of the journal record that carries it.
+struct Published {
+    event: OrderEvent,
+    lsn: u64,
 }
 
+pub struct EventFeed {
+    ring: broadcast::Sender<Arc<Published>>,
+    /// Flips to true at shutdown, ending every subscription.
+    closed: watch::Sender<bool>,
+    /// For the sequence a live-only subscription starts after.
+    engine: Engine,
+}
+
+type Sent = Result<proto::OrderEvent, Status>;
+
 impl EventFeed {
-    /// A feed whose subscribers may fall at most `capacity` events behind.
-    pub fn new(capacity: usize) -> Arc<Self> {
+    /// A feed of `engine`'s events whose subscribers may fall `capacity`
+    /// events behind before they read from disk.
+    pub fn new(engine: Engine, capacity: usize) -> Arc<Self> {
         Arc::new(Self {
             ring: broadcast::channel(capacity.max(1)).0,
             closed: watch::channel(false).0,
+            engine,
         })
     }
 
@@ -37,46 +59,55 @@ impl EventFeed {
         self.closed.send_replace(true);
     }
 
-    /// The events from now on, optionally of one merchant only, converted.
-    /// Must be called within a tokio runtime.
+    /// Refuse a resume point older than the retained journal.
+    pub fn check_resumable(store: Option<&Store>, after: u64) -> Result<(), Error> {
+        let Some(store) = store else {
+            return Err(Error::FailedPrecondition(
+                "this server keeps no data directory, so no events to resume from".into(),
+            ));
+        };
+        match retained::retained(store.dir()) {
+            Ok(Retained::Everything) => Ok(()),
+            Ok(Retained::From(oldest)) if after.saturating_add(1) >= oldest => Ok(()),
+            Ok(Retained::Nothing) => Ok(()),
+            Ok(Retained::From(oldest)) => Err(Error::OutOfRange(format!(
+                "after_sequence {after} is older than the retained journal; the oldest \
+                 sequence still available is {oldest} (resync with ListOrders, then resume \
+                 after {})",
+                oldest - 1
+            ))),
+            Err(error) => Err(Error::Unavailable(format!(
+                "cannot read the journal: {error}"
+            ))),
+        }
+    }
+
+    /// The events after `after` (retained, then live), or from now on,
+    /// optionally of one merchant only, converted. Must be called within a
+    /// tokio runtime, after `check_resumable` for `after`.
     pub fn subscribe(
         &self,
         merchant: Option<MerchantId>,
-    ) -> ReceiverStream<Result<proto::OrderEvent, Status>> {
-        let mut events = self.ring.subscribe();
-        let mut closed = self.closed.subscribe();
+        after: Option<u64>,
+        store: Option<Arc<Store>>,
+    ) -> ReceiverStream<Sent> {
+        let live = self.ring.subscribe();
+        // Events numbered before this read were published before it too
+        // (numbering and publishing share a lock): a live subscription
+        // starts after them.
+        let resume = after.is_some() && store.is_some();
+        let after = after.unwrap_or(self.engine.next_event_sequence() - 1);
         // One message in flight to the client; the backlog is the ring's.
         let (out, stream) = mpsc::channel(1);
-        tokio::spawn(async move {
-            loop {
-                let next = tokio::select! {
-                    () = out.closed() => return,
-                    _ = closed.wait_for(|closed| *closed) => {
-                        Err(Error::Unavailable("the server is shutting down".into()).into())
-                    }
-                    received = events.recv() => match received {
-                        Ok(event) => {
-                            if merchant.as_ref().is_some_and(|m| *m != event.merchant_id) {
-                                continue;
-                            }
-                            Ok(shipping::event_to_proto(&event, Timestamp::now()))
-                        }
-                        Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            Err(Error::Exhausted(format!(
-                                "this subscriber fell {missed} events behind the change feed and was \
-                                 disconnected; resubscribe and resync with ListOrders"
-                            ))
-                            .into())
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return,
-                    },
-                };
-                let last = next.is_err();
-                if out.send(next).await.is_err() || last {
-                    return;
-                }
-            }
-        });
+        let subscription = Subscription {
+            ring: self.ring.clone(),
+            closed: self.closed.subscribe(),
+            merchant,
+            store,
+            out,
+            last: after,
+        };
+        tokio::spawn(subscription.run(live, resume));
         ReceiverStream::new(stream)
     }
 }
@@ -86,8 +117,184 @@ impl EventSink for EventFeed {
         self.ring.receiver_count() > 0
     }
 
-    fn publish(&self, event: OrderEvent) {
+    fn publish(&self, event: OrderEvent, lsn: u64) {
         // Fails only when nobody listens, which is fine.
-        let _ = self.ring.send(Arc::new(event));
+        let _ = self.ring.send(Arc::new(Published { event, lsn }));
+    }
+}
+
+/// One subscriber's task.
+struct Subscription {
+    ring: broadcast::Sender<Arc<Published>>,
+    closed: watch::Receiver<bool>,
+    merchant: Option<MerchantId>,
+    store: Option<Arc<Store>>,
+    out: mpsc::Sender<Sent>,
+    /// Every event up to this sequence has been sent or filtered out.
+    last: u64,
+}
+
+/// Why a subscription stopped reading live events.
+enum Stop {
+    /// The client went away, or was told why it ends.
+    Done,
+    /// It fell behind the ring: read on from disk.
+    Behind,
+}
+
+impl Subscription {
+    /// A resumption reads from disk first; a live subscription only once
+    /// it falls behind.
+    async fn run(mut self, mut live: broadcast::Receiver<Arc<Published>>, resume: bool) {
+        let _counted = Counted::new("allocation_feed_subscribers");
+        let mut from_disk = resume;
+        loop {
+            if from_disk {
+                // Subscribed before the catch-up, so the ring holds
+                // whatever the disk does not.
+                live = self.ring.subscribe();
+                if !self.catch_up().await {
+                    return;
+                }
+            }
+            match self.follow(&mut live).await {
+                Stop::Done => return,
+                Stop::Behind => from_disk = true,
+            }
+        }
+    }
+
+    /// Send the retained events after `last` that are durable now. False
+    /// when the subscription has ended.
+    async fn catch_up(&mut self) -> bool {
+        let Some(store) = self.store.clone() else {
+            return true;
+        };
+        let _counted = Counted::new("allocation_feed_catching_up");
+        metrics::counter!("allocation_feed_catch_ups_total").increment(1);
+        let journal = store.journal();
+        let below = journal.appended_next();
+        if journal.wait_durable(below).await.is_err() {
+            self.end(Error::Unavailable("the journal failed".into()))
+                .await;
+            return false;
+        }
+        let (after, merchant, out) = (self.last, self.merchant.clone(), self.out.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            retained::read_events(store.dir(), after, below, |event| {
+                if merchant.as_ref().is_some_and(|m| *m != event.merchant_id) {
+                    return ControlFlow::Continue(());
+                }
+                let sent = shipping::event_to_proto(&event, Timestamp::now());
+                match out.blocking_send(Ok(sent)) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(_) => ControlFlow::Break(()),
+                }
+            })
+        })
+        .await;
+        match read {
+            Ok(Ok(last)) => {
+                if self.out.is_closed() {
+                    return false;
+                }
+                self.last = last.unwrap_or(self.last);
+                true
+            }
+            Ok(Err(error)) => {
+                let message = format!(
+                    "this subscriber fell behind the retained journal ({error}); resync with \
+                     ListOrders and resubscribe"
+                );
+                self.end(Error::OutOfRange(message)).await;
+                false
+            }
+            Err(join) => {
+                self.end(Error::Internal(format!("feed reader failed: {join}")))
+                    .await;
+                false
+            }
+        }
+    }
+
+    /// Send live events until the client leaves, the server closes, or the
+    /// ring has moved on past this subscriber.
+    async fn follow(&mut self, live: &mut broadcast::Receiver<Arc<Published>>) -> Stop {
+        loop {
+            let received = tokio::select! {
+                () = self.out.closed() => return Stop::Done,
+                _ = self.closed.wait_for(|closed| *closed) => None,
+                received = live.recv() => Some(received),
+            };
+            let published = match received {
+                None => {
+                    self.end(Error::Unavailable("the server is shutting down".into()))
+                        .await;
+                    return Stop::Done;
+                }
+                Some(Ok(published)) => published,
+                Some(Err(broadcast::error::RecvError::Lagged(missed))) if self.store.is_none() => {
+                    self.end(Error::Exhausted(format!(
+                        "this subscriber fell {missed} events behind the change feed and was \
+                         disconnected (this server keeps no journal to read them from); \
+                         resubscribe and resync with ListOrders"
+                    )))
+                    .await;
+                    return Stop::Done;
+                }
+                Some(Err(broadcast::error::RecvError::Lagged(_))) => return Stop::Behind,
+                Some(Err(broadcast::error::RecvError::Closed)) => return Stop::Done,
+            };
+            let event = &published.event;
+            if event.sequence <= self.last {
+                continue;
+            }
+            if let Some(store) = &self.store {
+                if store
+                    .journal()
+                    .wait_durable(published.lsn + 1)
+                    .await
+                    .is_err()
+                {
+                    self.end(Error::Unavailable("the journal failed".into()))
+                        .await;
+                    return Stop::Done;
+                }
+            }
+            self.last = event.sequence;
+            if self
+                .merchant
+                .as_ref()
+                .is_some_and(|m| *m != event.merchant_id)
+            {
+                continue;
+            }
+            let sent = shipping::event_to_proto(event, Timestamp::now());
+            if self.out.send(Ok(sent)).await.is_err() {
+                return Stop::Done;
+            }
+        }
+    }
+
+    /// Tell the client why its subscription ends.
+    async fn end(&self, error: Error) {
+        let _ = self.out.send(Err(error.into())).await;
+    }
+}
+
+/// A gauge counting the values alive.
+struct Counted(metrics::Gauge);
+
+impl Counted {
+    fn new(name: &'static str) -> Self {
+        let gauge = metrics::gauge!(name);
+        gauge.increment(1);
+        Self(gauge)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.decrement(1);
     }
 }

@@ -471,12 +471,22 @@ impl AllocationService for Service {
         request: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         metered("WatchEvents", async move {
-            let WatchEventsRequest { merchant_id } = request.into_inner();
+            let WatchEventsRequest {
+                merchant_id,
+                after_sequence,
+            } = request.into_inner();
             let merchant = match merchant_id.as_str() {
                 "" => None,
                 id => Some(convert::merchant_id(id)?),
             };
-            let stream: EventStream = Box::pin(self.feed.subscribe(merchant));
+            let store = self.store.get().cloned();
+            if let Some(after) = after_sequence {
+                let check_store = store.clone();
+                self.blocking(move |_| EventFeed::check_resumable(check_store.as_deref(), after))
+                    .await?;
+            }
+            let stream: EventStream =
+                Box::pin(self.feed.subscribe(merchant, after_sequence, store));
             Ok(Response::new(stream))
         })
         .await

@@ -180,6 +180,7 @@ pub fn event_to_proto(event: &OrderEvent, now: Timestamp) -> proto::OrderEvent {
             as i32,
         time: Some(convert::timestamp_to_proto(event.time.unwrap_or(now))),
         order_version: event.order_version,
+        sequence: event.sequence,
     }
 }
 

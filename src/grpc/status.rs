@@ -29,6 +29,7 @@ impl From<Error> for Status {
             Error::Contended(_) => Status::aborted(message),
             Error::Unavailable(_) => Status::unavailable(message),
             Error::Exhausted(_) => Status::resource_exhausted(message),
+            Error::OutOfRange(_) => Status::out_of_range(message),
             Error::Internal(_) => Status::internal(message),
         }
     }

@@ -29,6 +29,10 @@ pub struct OrderEvent {
     /// changes the edge stamps with the wall clock as it publishes them.
     pub time: Option<Timestamp>,
     pub order_version: u64,
+    /// Its place in the change feed: strictly increasing across the
+    /// service and its restarts (RULES §13). Numbered as the change behind
+    /// it is journaled; 0 until then.
+    pub sequence: u64,
 }
 
 impl OrderEvent {
@@ -43,6 +47,7 @@ impl OrderEvent {
             tracking_status: None,
             time: None,
             order_version: order.version,
+            sequence: 0,
         }
     }
 

@@ -7,14 +7,18 @@
 //! What is stored are after-images: the whole new state of each merchant,
 //! SKU record or order a change touched. Applying an after-image twice is
 //! the same as applying it once, which is what lets a snapshot be taken
-//! while allocation goes on (see `snapshot.rs`).
+//! while allocation goes on (see `snapshot.rs`). A journal record may also
+//! carry the change-feed events that announced its change, which the feed
+//! replays to subscribers that resume (RULES §13); recovery only takes
+//! their sequence numbers from them.
 
 use crate::engine::{Effect, EffectRef};
 use crate::ledger::{FcStock, SkuInfo, SkuRecord};
 use crate::model::{
-    Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, FcId, FifoStrategy,
-    LabelSource, MarketplaceStatus, Merchant, MerchantId, Order, OrderExtras, OrderId, OrderLine,
-    OrderRequest, OrderStatus, Shipment, Sku, SkuKey, Timestamp, TrackingEvent, TrackingStatus,
+    Acknowledgement, Allocation, Channel, EventKind, ExceptionLine, ExceptionReason, FcId,
+    FifoStrategy, LabelSource, MarketplaceStatus, Merchant, MerchantId, Order, OrderEvent,
+    OrderExtras, OrderId, OrderLine, OrderRequest, OrderStatus, Shipment, Sku, SkuKey, Timestamp,
+    TrackingEvent, TrackingStatus,
 };
 
 /// Longest string or list the decoder accepts: far above any limit the
@@ -32,6 +36,24 @@ pub struct CodecError {
 const TAG_MERCHANT: u8 = 1;
 const TAG_SKU: u8 = 2;
 const TAG_ORDER: u8 = 3;
+/// A record's events: first sequence (fixed 8 bytes, so the journal can
+/// fill it in as it numbers the record), count, then each event. Always
+/// the record's first entry, so the feed's reader stops right after it.
+pub const TAG_EVENTS: u8 = 4;
+const TAG_NEXT_EVENT_SEQUENCE: u8 = 5;
+
+/// Event kinds by their on-disk code (the index).
+const EVENT_KINDS: [EventKind; 9] = [
+    EventKind::Allocated,
+    EventKind::Exception,
+    EventKind::Preempted,
+    EventKind::Held,
+    EventKind::Released,
+    EventKind::Cancelled,
+    EventKind::Shipped,
+    EventKind::TrackingStatusChanged,
+    EventKind::Completed,
+];
 
 // ---------------------------------------------------------------- writing
 
@@ -106,7 +128,40 @@ impl Writer {
                 self.u8(TAG_ORDER);
                 self.order(order);
             }
+            EffectRef::NextEventSequence(next) => {
+                self.u8(TAG_NEXT_EVENT_SEQUENCE);
+                self.varint(next);
+            }
         }
+    }
+
+    /// A record's events, numbered from 0 until the journal writes the
+    /// first sequence at `EVENTS_FIRST_SEQUENCE_AT`.
+    pub fn events(&mut self, events: &[OrderEvent]) {
+        self.u8(TAG_EVENTS);
+        self.bytes.extend_from_slice(&0u64.to_le_bytes());
+        self.len(events.len());
+        for event in events {
+            self.event(event);
+        }
+    }
+
+    fn event(&mut self, event: &OrderEvent) {
+        let kind = EVENT_KINDS.iter().position(|&kind| kind == event.kind);
+        self.u8(kind.expect("every kind has a code") as u8);
+        self.str(event.merchant_id.as_str());
+        self.str(event.order_id.as_str());
+        self.u8(order_status_code(event.status));
+        self.option_str(event.tracking_number.as_deref());
+        self.bool(event.tracking_status.is_some());
+        if let Some(status) = event.tracking_status {
+            self.u8(tracking_status_code(status));
+        }
+        self.bool(event.time.is_some());
+        if let Some(time) = event.time {
+            self.timestamp(time);
+        }
+        self.varint(event.order_version);
     }
 
     pub fn merchant(&mut self, merchant: &Merchant) {
@@ -448,6 +503,22 @@ impl<'a> Reader<'a> {
                 Ok(Effect::Sku(key, record))
             }
             TAG_ORDER => Ok(Effect::Order(Box::new(self.order()?))),
+            TAG_EVENTS => {
+                let first = self.u64()?;
+                let count = self.len()?;
+                if count == 0 || first.checked_add(count as u64).is_none() {
+                    return self.error(format!("{count} events from sequence {first}"));
+                }
+                let mut events = Vec::new();
+                for sequence in first..first + count as u64 {
+                    events.push(self.event(sequence)?);
+                }
+                Ok(Effect::Events { first, events })
+            }
+            TAG_NEXT_EVENT_SEQUENCE => match self.varint()? {
+                0 => self.error("event sequence 0"),
+                next => Ok(Effect::NextEventSequence(next)),
+            },
             other => self.error(format!("unknown effect tag {other}")),
         }
     }
@@ -550,9 +621,34 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub fn order(&mut self) -> Decoded<Order> {
-        let request = self.order_request()?;
-        let status = match self.u8()? {
+    fn event(&mut self, sequence: u64) -> Decoded<OrderEvent> {
+        let code = self.u8()?;
+        let Some(&kind) = EVENT_KINDS.get(usize::from(code)) else {
+            return self.error(format!("unknown event kind {code}"));
+        };
+        Ok(OrderEvent {
+            kind,
+            merchant_id: MerchantId::new(self.str()?),
+            order_id: OrderId::new(self.str()?),
+            status: self.order_status()?,
+            tracking_number: self.option_str()?,
+            tracking_status: if self.bool()? {
+                Some(self.tracking_status()?)
+            } else {
+                None
+            },
+            time: if self.bool()? {
+                Some(self.timestamp()?)
+            } else {
+                None
+            },
+            order_version: self.varint()?,
+            sequence,
+        })
+    }
+
+    fn order_status(&mut self) -> Decoded<OrderStatus> {
+        Ok(match self.u8()? {
             0 => OrderStatus::Processing,
             1 => OrderStatus::PartiallyAllocated,
             2 => OrderStatus::Exception,
@@ -562,7 +658,23 @@ impl<'a> Reader<'a> {
             6 => OrderStatus::Cancelled,
             7 => OrderStatus::Rejected,
             other => return self.error(format!("unknown order status {other}")),
-        };
+        })
+    }
+
+    fn tracking_status(&mut self) -> Decoded<TrackingStatus> {
+        Ok(match self.u8()? {
+            0 => TrackingStatus::Received,
+            1 => TrackingStatus::AtDepot,
+            2 => TrackingStatus::PickedUp,
+            3 => TrackingStatus::OutForDelivery,
+            4 => TrackingStatus::Delivered,
+            other => return self.error(format!("unknown tracking status {other}")),
+        })
+    }
+
+    pub fn order(&mut self) -> Decoded<Order> {
+        let request = self.order_request()?;
+        let status = self.order_status()?;
         let allocation_count = self.len()?;
         let allocations = (0..allocation_count)
             .map(|_| {
@@ -659,14 +771,7 @@ impl<'a> Reader<'a> {
         let event_count = self.len()?;
         let mut events = Vec::with_capacity(event_count);
         for _ in 0..event_count {
-            let status = match self.u8()? {
-                0 => TrackingStatus::Received,
-                1 => TrackingStatus::AtDepot,
-                2 => TrackingStatus::PickedUp,
-                3 => TrackingStatus::OutForDelivery,
-                4 => TrackingStatus::Delivered,
-                other => return self.error(format!("unknown tracking status {other}")),
-            };
+            let status = self.tracking_status()?;
             events.push(TrackingEvent {
                 status,
                 time: self.timestamp()?,

@@ -36,6 +36,7 @@ use tokio::sync::watch;
 
 use super::codec::{CodecError, Reader, Writer};
 use crate::engine::{ChangeLog, Effect, EffectRef};
+use crate::model::OrderEvent;
 
 pub const SEGMENT_MAGIC: &[u8; 4] = b"ALJ1";
 /// 2: orders carry shipments, completion and auto-split links.
@@ -232,7 +233,12 @@ impl Journal {
 }
 
 impl ChangeLog for Journal {
-    fn append(&self, effects: &[EffectRef<'_>]) {
+    fn append(
+        &self,
+        effects: &[EffectRef<'_>],
+        events: &[OrderEvent],
+        number: &mut dyn FnMut(u64) -> u64,
+    ) {
         thread_local! {
             /// Each thread encodes its records in one buffer it keeps: a
             /// fresh one per record was reallocated several times on the
@@ -243,11 +249,16 @@ impl ChangeLog for Journal {
             bytes: PAYLOAD.take(),
         };
         payload.bytes.clear();
+        if !events.is_empty() {
+            payload.events(events);
+        }
         for effect in effects {
             payload.effect(*effect);
         }
-        let payload = payload.bytes;
-        self.append_payload(&payload);
+        let mut payload = payload.bytes;
+        // The events' first sequence is known only in log order.
+        let number = (!events.is_empty()).then_some(number);
+        self.append_payload(&mut payload, number);
         if payload.capacity() <= PAYLOAD_KEPT_BYTES {
             PAYLOAD.set(payload);
         }
@@ -258,13 +269,22 @@ impl ChangeLog for Journal {
 /// release can write one record of megabytes, once).
 const PAYLOAD_KEPT_BYTES: usize = 64 << 10;
 
+/// Where a payload that starts with events holds their first sequence
+/// (after `codec::TAG_EVENTS`).
+const EVENTS_FIRST_SEQUENCE: std::ops::Range<usize> = 1..9;
+
 impl Journal {
-    /// Frame one record (length, CRC32C, LSN, payload) into the pending buffer.
-    fn append_payload(&self, payload: &[u8]) {
+    /// Frame one record (length, CRC32C, LSN, payload) into the pending
+    /// buffer. A payload that starts with events gets their first sequence
+    /// from `number`, called with the record's LSN.
+    fn append_payload(&self, payload: &mut [u8], number: Option<&mut dyn FnMut(u64) -> u64>) {
         let mut pending = self.shared.pending.lock();
         let buffered_before = pending.bytes.len();
         let lsn = pending.next_lsn;
         pending.next_lsn += 1;
+        if let Some(number) = number {
+            payload[EVENTS_FIRST_SEQUENCE].copy_from_slice(&number(lsn).to_le_bytes());
+        }
         let crc = crc32c::crc32c_append(crc32c::crc32c(&lsn.to_le_bytes()), payload);
         pending
             .bytes
@@ -484,7 +504,7 @@ pub struct SegmentEnd {
 }
 
 /// One frame read at an offset.
-enum Frame<'b> {
+pub(super) enum Frame<'b> {
     Record {
         lsn: u64,
         payload: &'b [u8],
@@ -659,7 +679,7 @@ pub fn read_segment_header(bytes: &[u8]) -> Result<(u64, usize), HeaderError> {
 }
 
 /// The frame at `offset`, if its checksum is right.
-fn read_frame(bytes: &[u8], offset: usize) -> Result<Frame<'_>, String> {
+pub(super) fn read_frame(bytes: &[u8], offset: usize) -> Result<Frame<'_>, String> {
     let header = bytes
         .get(offset..offset + RECORD_HEADER_BYTES)
         .ok_or("truncated record header")?;

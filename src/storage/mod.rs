@@ -2,6 +2,7 @@
 
 pub mod codec;
 pub mod journal;
+pub mod retained;
 pub mod snapshot;
 pub mod store;
 

@@ -27,7 +27,10 @@ pub const SNAPSHOT_MAGIC: &[u8; 4] = b"ALS1";
 pub const SNAPSHOT_END_MAGIC: &[u8; 4] = b"ALSE";
 /// 2: orders carry shipments, completion and auto-split links.
 /// 3: numbers inside entries are varints.
-pub const SNAPSHOT_VERSION: u32 = 3;
+/// 4: the first entry is the change feed's next event sequence.
+pub const SNAPSHOT_VERSION: u32 = 4;
+/// Still read: its data directories predate the numbered change feed.
+const SNAPSHOT_VERSION_BEFORE_FEED: u32 = 3;
 const HEADER_BYTES: usize = 16;
 const TRAILER_BYTES: usize = 16;
 const ENTRY_HEADER_BYTES: usize = 8;
@@ -157,7 +160,13 @@ pub fn write(
     out.raw(&header)?;
 
     let mut batch = Vec::with_capacity(1 << 20);
-    let mut count = 0;
+    // Read after the rotation: at least every sequence the journal before
+    // S numbered (recovery takes the larger of it and the journal's).
+    encode_entry(
+        &mut batch,
+        EffectRef::NextEventSequence(engine.next_event_sequence()),
+    );
+    let mut count = 1;
     for merchant in engine.merchants() {
         encode_entry(&mut batch, EffectRef::Merchant(&merchant));
         count += 1;
@@ -232,7 +241,8 @@ pub fn parse(
     if bytes.len() < HEADER_BYTES + TRAILER_BYTES || &bytes[..4] != SNAPSHOT_MAGIC {
         return Err(corrupt(0, "not a snapshot (bad magic or too short)"));
     }
-    if u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) != SNAPSHOT_VERSION {
+    let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_BEFORE_FEED {
         return Err(corrupt(4, "unsupported snapshot version"));
     }
     let trailer_at = bytes.len() - TRAILER_BYTES;

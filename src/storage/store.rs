@@ -144,6 +144,10 @@ impl Store {
         Ok((store, recovery))
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn journal(&self) -> &Arc<Journal> {
         &self.journal
     }
@@ -376,6 +380,11 @@ fn set_aside(path: &Path, offset: usize) -> std::io::Result<PathBuf> {
         file.sync_all()?;
     }
     Ok(aside)
+}
+
+/// The journal segments in `dir`, by first LSN.
+pub(super) fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    list(dir, "journal-", ".log")
 }
 
 /// Files `<prefix><number><suffix>` in `dir`, sorted by number.

@@ -256,7 +256,7 @@ impl EventSink for Recorder {
     fn wants_events(&self) -> bool {
         true
     }
-    fn publish(&self, event: OrderEvent) {
+    fn publish(&self, event: OrderEvent, _lsn: u64) {
         self.0.lock().push(event);
     }
 }
@@ -294,6 +294,8 @@ fn an_orders_whole_life_is_announced_in_order() {
     assert_eq!(events[4].tracking_number.as_deref(), Some("T1"));
     assert_eq!(events[5].tracking_status, Some(TrackingStatus::PickedUp));
     assert_eq!(events[6].status, OrderStatus::Completed);
+    let sequences: Vec<u64> = events.iter().map(|event| event.sequence).collect();
+    assert_eq!(sequences, (1..=7).collect::<Vec<_>>(), "numbered in order");
     assert!(
         events
             .windows(2)
