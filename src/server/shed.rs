@@ -11,7 +11,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShed;
 use tower::{BoxError, Layer, Service};
 
-use crate::telemetry::Telemetry;
+use crate::telemetry::{names, Telemetry};
 
 #[derive(Clone)]
 pub struct ShedLayer {
@@ -61,25 +61,17 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        // `/allocation.v1.AllocationService/Allocate` → `Allocate`.
-        let method = request
-            .uri()
-            .path()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        // Such as `/allocation.v1.AllocationService/Allocate`.
+        let path = request.uri().path().to_string();
         let limit = self.limit;
         let answer = self.inner.call(request);
         Box::pin(async move {
             match answer.await {
                 Err(error) if error.is::<tower::load_shed::error::Overloaded>() => {
-                    Telemetry::get().rpc(
-                        &method,
-                        tonic::Code::ResourceExhausted,
-                        Default::default(),
-                    );
-                    metrics::counter!("grpc_requests_shed_total").increment(1);
+                    Telemetry::get()
+                        .start_path(&path)
+                        .finish(tonic::Code::ResourceExhausted);
+                    metrics::counter!(names::REQUESTS_SHED).increment(1);
                     Ok(tonic::Status::resource_exhausted(format!(
                         "the server has {limit} requests in progress across all connections \
                          (--concurrency-limit); retry with backoff"
