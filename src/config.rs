@@ -114,7 +114,7 @@ pub struct ServeConfig {
     pub message_bytes_max: usize,
 
     /// Open client connections at once; one more is closed as soon as it
-    /// is accepted (counted in `grpc_connections_refused_total`). Keep it
+    /// is accepted (counted in `allocation_connections_refused_total`). Keep it
     /// below the process's open-file limit.
     #[arg(long, env = "ALLOCATION_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_open as u32,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

@@ -9,7 +9,9 @@
 //! histograms (aggregatable across instances), not summaries.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
@@ -18,9 +20,12 @@ use hyper::{Request, Response};
 use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+use tokio_stream::Stream;
 
 use crate::engine::{Engine, PassCounts};
 use crate::model::OrderStatus;
+
+mod process;
 
 /// Latency buckets, in seconds: 50 µs to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -32,29 +37,81 @@ const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0,
 ];
 
-/// Every RPC name, so labels stay a fixed, low-cardinality set.
-pub const METHODS: &[&str] = &[
-    "UpsertMerchant",
-    "GetMerchant",
-    "RegisterSkus",
-    "SetInventory",
-    "AdjustInventory",
-    "GetInventory",
-    "Allocate",
-    "AllocateBatch",
-    "GetOrder",
-    "ListOrders",
-    "HoldOrder",
-    "ReleaseOrder",
-    "CancelOrder",
-    "MarkPicked",
-    "ShipOrder",
-    "RecordTrackingEvent",
-    "GetShipment",
-    "Reprocess",
-    "FifoRelease",
-    "WatchEvents",
-    "Snapshot",
+/// Metric names, in one place for the call sites and `install`.
+///
+/// The gRPC server metrics follow the conventions of go-grpc-prometheus
+/// (`grpc_server_*`, labels `grpc_service`, `grpc_method`, `grpc_type`,
+/// `grpc_code`), so the usual gRPC dashboards and alerts work unchanged;
+/// everything else the service measures starts with `allocation_`.
+pub mod names {
+    pub const GRPC_STARTED: &str = "grpc_server_started_total";
+    pub const GRPC_HANDLED: &str = "grpc_server_handled_total";
+    pub const GRPC_HANDLING_SECONDS: &str = "grpc_server_handling_seconds";
+    pub const OUTCOMES: &str = "allocation_outcomes_total";
+    pub const ORDERS_AWAITING_STOCK: &str = "allocation_orders_awaiting_stock";
+    pub const INVENTORY_ON_HAND_UNITS: &str = "allocation_inventory_on_hand_units";
+    pub const INVENTORY_RESERVED_UNITS: &str = "allocation_inventory_reserved_units";
+    pub const JOURNAL_FSYNC_SECONDS: &str = "allocation_journal_fsync_seconds";
+    pub const JOURNAL_BATCH_RECORDS: &str = "allocation_journal_batch_records";
+    pub const SNAPSHOT_SECONDS: &str = "allocation_snapshot_seconds";
+    pub const SNAPSHOT_BYTES: &str = "allocation_snapshot_bytes";
+    pub const REPROCESS_PASS_SECONDS: &str = "allocation_reprocess_pass_seconds";
+    pub const REPROCESS_ORDERS_EXAMINED: &str = "allocation_reprocess_orders_examined_total";
+    pub const REPROCESS_ORDERS_ALLOCATED: &str = "allocation_reprocess_orders_allocated_total";
+    pub const REQUESTS_SHED: &str = "allocation_requests_shed_total";
+    pub const CONNECTIONS_OPEN: &str = "allocation_connections_open";
+    pub const CONNECTIONS_REFUSED: &str = "allocation_connections_refused_total";
+    pub const CONNECTIONS_TIMED_OUT: &str = "allocation_connections_timed_out_total";
+    pub const ACCEPT_ERRORS: &str = "allocation_accept_errors_total";
+    pub const BUILD_INFO: &str = "allocation_build_info";
+    pub const FEED_SUBSCRIBERS: &str = "allocation_feed_subscribers";
+    pub const FEED_CATCHING_UP: &str = "allocation_feed_catching_up";
+    pub const FEED_CATCH_UPS: &str = "allocation_feed_catch_ups_total";
+    pub const FEED_EVENTS_BEHIND: &str = "allocation_feed_events_behind";
+}
+
+/// `grpc_service`: the fully qualified service name, as in request paths.
+pub const SERVICE: &str = "allocation.v1.AllocationService";
+
+/// `grpc_type`: how many messages each side of an RPC sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RpcType {
+    Unary,
+    ServerStream,
+}
+
+impl RpcType {
+    pub fn label(self) -> &'static str {
+        match self {
+            RpcType::Unary => "unary",
+            RpcType::ServerStream => "server_stream",
+        }
+    }
+}
+
+/// Every RPC of `SERVICE`, so labels stay a fixed, low-cardinality set.
+pub const METHODS: &[(&str, RpcType)] = &[
+    ("UpsertMerchant", RpcType::Unary),
+    ("GetMerchant", RpcType::Unary),
+    ("RegisterSkus", RpcType::Unary),
+    ("SetInventory", RpcType::Unary),
+    ("AdjustInventory", RpcType::Unary),
+    ("GetInventory", RpcType::Unary),
+    ("Allocate", RpcType::Unary),
+    ("AllocateBatch", RpcType::Unary),
+    ("GetOrder", RpcType::Unary),
+    ("ListOrders", RpcType::Unary),
+    ("HoldOrder", RpcType::Unary),
+    ("ReleaseOrder", RpcType::Unary),
+    ("CancelOrder", RpcType::Unary),
+    ("MarkPicked", RpcType::Unary),
+    ("ShipOrder", RpcType::Unary),
+    ("RecordTrackingEvent", RpcType::Unary),
+    ("GetShipment", RpcType::Unary),
+    ("Reprocess", RpcType::Unary),
+    ("FifoRelease", RpcType::Unary),
+    ("WatchEvents", RpcType::ServerStream),
+    ("Snapshot", RpcType::Unary),
 ];
 
 /// gRPC status code names, indexed by code.
@@ -89,48 +146,98 @@ const STATUSES: [(OrderStatus, &str); 8] = [
     (OrderStatus::Rejected, "rejected"),
 ];
 
+/// `kind` of a reprocessing pass.
+const PASS_KINDS: [&str; 2] = ["reprocess", "fifo"];
+
 struct MethodMetrics {
+    started: Counter,
     handled: Vec<Counter>,
     latency: Histogram,
+}
+
+struct PassMetrics {
+    seconds: Histogram,
+    examined: Counter,
+    allocated: Counter,
 }
 
 /// Handles for what the edge records. Cheap to share.
 pub struct Telemetry {
     methods: Vec<MethodMetrics>,
     outcomes: Vec<Counter>,
+    passes: Vec<PassMetrics>,
 }
 
 static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
 
 impl Telemetry {
     /// The process-wide handles, registered with whatever recorder is
-    /// installed when first called (none in most tests: then they do nothing).
+    /// installed when first called (`install` calls it; in most tests no
+    /// recorder is installed, and then they do nothing).
     pub fn get() -> &'static Telemetry {
         TELEMETRY.get_or_init(|| Telemetry {
             methods: METHODS
                 .iter()
-                .map(|&method| MethodMetrics {
-                    handled: CODES
-                        .iter()
-                        .map(|&code| counter!("grpc_server_handled_total", "method" => method, "code" => code))
-                        .collect(),
-                    latency: histogram!("grpc_server_handling_seconds", "method" => method),
+                .map(|&(method, kind)| {
+                    let labels = [
+                        ("grpc_service", SERVICE),
+                        ("grpc_method", method),
+                        ("grpc_type", kind.label()),
+                    ];
+                    MethodMetrics {
+                        started: counter!(names::GRPC_STARTED, &labels),
+                        handled: CODES
+                            .iter()
+                            .map(|&code| {
+                                let mut labels = labels.to_vec();
+                                labels.push(("grpc_code", code));
+                                counter!(names::GRPC_HANDLED, &labels)
+                            })
+                            .collect(),
+                        latency: histogram!(names::GRPC_HANDLING_SECONDS, &labels),
+                    }
                 })
                 .collect(),
             outcomes: STATUSES
                 .iter()
-                .map(|&(_, status)| counter!("allocation_outcomes_total", "status" => status))
+                .map(|&(_, status)| counter!(names::OUTCOMES, "status" => status))
+                .collect(),
+            passes: PASS_KINDS
+                .iter()
+                .map(|&kind| PassMetrics {
+                    seconds: histogram!(names::REPROCESS_PASS_SECONDS, "kind" => kind),
+                    examined: counter!(names::REPROCESS_ORDERS_EXAMINED, "kind" => kind),
+                    allocated: counter!(names::REPROCESS_ORDERS_ALLOCATED, "kind" => kind),
+                })
                 .collect(),
         })
     }
 
-    /// Record one handled RPC. `method` must be one of `METHODS`.
-    pub fn rpc(&self, method: &str, code: tonic::Code, elapsed: Duration) {
-        if let Some(index) = METHODS.iter().position(|&m| m == method) {
-            let metrics = &self.methods[index];
-            metrics.handled[(code as usize).min(CODES.len() - 1)].increment(1);
-            metrics.latency.record(elapsed.as_secs_f64());
+    /// One RPC of `method` (one of `METHODS`; others are not recorded),
+    /// counted as started now and as handled when the `Call` is finished
+    /// or dropped.
+    pub fn start(&'static self, method: &str) -> Call {
+        let method = METHODS.iter().position(|&(m, _)| m == method);
+        if let Some(index) = method {
+            self.methods[index].started.increment(1);
         }
+        Call {
+            telemetry: self,
+            method,
+            started: Instant::now(),
+            code: tonic::Code::Cancelled,
+        }
+    }
+
+    /// `start` for a request path, `/allocation.v1.AllocationService/<method>`;
+    /// other services' requests are not recorded.
+    pub fn start_path(&'static self, path: &str) -> Call {
+        let method = path
+            .strip_prefix('/')
+            .and_then(|path| path.strip_prefix(SERVICE))
+            .and_then(|path| path.strip_prefix('/'))
+            .unwrap_or_default();
+        self.start(method)
     }
 
     /// Record the outcome of one allocation decision.
@@ -141,36 +248,123 @@ impl Telemetry {
     }
 }
 
-/// Time `work` and record it as one call of `method`.
+/// An RPC in progress. Dropped unfinished (the client went away and the
+/// handler with it), it counts as `CANCELLED`.
+pub struct Call {
+    telemetry: &'static Telemetry,
+    method: Option<usize>,
+    started: Instant,
+    code: tonic::Code,
+}
+
+impl Call {
+    /// The RPC was answered with `code`.
+    pub fn finish(mut self, code: tonic::Code) {
+        self.code = code;
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if let Some(index) = self.method {
+            let metrics = &self.telemetry.methods[index];
+            metrics.handled[(self.code as usize).min(CODES.len() - 1)].increment(1);
+            metrics.latency.record(self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// Time `work` and record it as one unary call of `method`.
 pub async fn metered<T>(
     method: &'static str,
     work: impl std::future::Future<Output = Result<T, tonic::Status>>,
 ) -> Result<T, tonic::Status> {
-    let started = Instant::now();
+    let call = Telemetry::get().start(method);
     let result = work.await;
-    let code = match &result {
+    call.finish(match &result {
         Ok(_) => tonic::Code::Ok,
         Err(status) => status.code(),
-    };
-    Telemetry::get().rpc(method, code, started.elapsed());
+    });
     result
 }
 
-/// Record a reprocessing or FIFO pass.
+/// Record one server-streaming call of `method` that `work` opens: handled
+/// when the stream ends (OK, or the code of the error it ends with), or
+/// when the client drops it (CANCELLED), timed from the request to then.
+pub async fn metered_stream<S, T>(
+    method: &'static str,
+    work: impl std::future::Future<Output = Result<tonic::Response<S>, tonic::Status>>,
+) -> Result<tonic::Response<MeteredStream<S>>, tonic::Status>
+where
+    S: Stream<Item = Result<T, tonic::Status>> + Unpin,
+{
+    let call = Telemetry::get().start(method);
+    match work.await {
+        Ok(response) => Ok(response.map(|inner| MeteredStream {
+            inner,
+            call: Some(call),
+        })),
+        Err(status) => {
+            call.finish(status.code());
+            Err(status)
+        }
+    }
+}
+
+/// A response stream that records its call when it ends (see `metered_stream`).
+pub struct MeteredStream<S> {
+    inner: S,
+    call: Option<Call>,
+}
+
+impl<S, T> Stream for MeteredStream<S>
+where
+    S: Stream<Item = Result<T, tonic::Status>> + Unpin,
+{
+    type Item = Result<T, tonic::Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = Pin::new(&mut self.inner).poll_next(context);
+        let code = match &next {
+            Poll::Ready(None) => Some(tonic::Code::Ok),
+            Poll::Ready(Some(Err(status))) => Some(status.code()),
+            _ => None,
+        };
+        if let Some(code) = code {
+            if let Some(call) = self.call.take() {
+                call.finish(code);
+            }
+        }
+        next
+    }
+}
+
+/// Record a reprocessing (`kind` "reprocess") or FIFO ("fifo") pass.
 pub fn pass(kind: &'static str, counts: PassCounts, elapsed: Duration) {
-    histogram!("reprocess_pass_seconds", "kind" => kind).record(elapsed.as_secs_f64());
-    counter!("reprocess_orders_examined_total", "kind" => kind).increment(counts.examined);
-    counter!("reprocess_orders_allocated_total", "kind" => kind)
-        .increment(counts.allocated + counts.partially_allocated);
+    let telemetry = Telemetry::get();
+    if let Some(index) = PASS_KINDS.iter().position(|&k| k == kind) {
+        let metrics = &telemetry.passes[index];
+        metrics.seconds.record(elapsed.as_secs_f64());
+        metrics.examined.increment(counts.examined);
+        metrics
+            .allocated
+            .increment(counts.allocated + counts.partially_allocated);
+    }
 }
 
 /// Install the Prometheus recorder for this process. Call once, first.
+///
+/// Every counter, histogram and gauge, with every label combination, is
+/// registered here, so each is in the very first scrape at 0 and
+/// Prometheus' `rate()` counts the first snapshot or reprocessing pass
+/// too. (The exporter renders a registered histogram with all its buckets
+/// at 0 before its first sample.)
 pub fn install() -> Result<PrometheusHandle, String> {
     let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
         .and_then(|builder| {
             builder.set_buckets_for_metric(
-                Matcher::Full("journal_batch_records".into()),
+                Matcher::Full(names::JOURNAL_BATCH_RECORDS.into()),
                 BATCH_BUCKETS,
             )
         })
@@ -179,80 +373,146 @@ pub fn install() -> Result<PrometheusHandle, String> {
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|error| error.to_string())?;
     describe();
+    Telemetry::get();
+    for name in [
+        names::JOURNAL_FSYNC_SECONDS,
+        names::JOURNAL_BATCH_RECORDS,
+        names::SNAPSHOT_SECONDS,
+    ] {
+        // Registering is enough: the exporter renders a registered histogram.
+        let _ = histogram!(name);
+    }
+    for name in [
+        names::REQUESTS_SHED,
+        names::CONNECTIONS_REFUSED,
+        names::CONNECTIONS_TIMED_OUT,
+        names::ACCEPT_ERRORS,
+        names::FEED_CATCH_UPS,
+    ] {
+        counter!(name).increment(0);
+    }
+    for name in [
+        names::CONNECTIONS_OPEN,
+        names::SNAPSHOT_BYTES,
+        names::INVENTORY_ON_HAND_UNITS,
+        names::INVENTORY_RESERVED_UNITS,
+        names::ORDERS_AWAITING_STOCK,
+        names::FEED_SUBSCRIBERS,
+        names::FEED_CATCHING_UP,
+        names::FEED_EVENTS_BEHIND,
+    ] {
+        gauge!(name).increment(0.0);
+    }
+    gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
 }
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
-        "grpc_server_handled_total",
-        "RPCs completed, by method and gRPC status code."
-    );
-    describe_histogram!(
-        "grpc_server_handling_seconds",
-        Unit::Seconds,
-        "RPC handling time, by method."
+        names::GRPC_STARTED,
+        "RPCs started on the server, by service, method and type."
     );
     describe_counter!(
-        "allocation_outcomes_total",
+        names::GRPC_HANDLED,
+        "RPCs completed on the server, by service, method, type and gRPC status code \
+         (requests shed by the concurrency limit included, as RESOURCE_EXHAUSTED)."
+    );
+    describe_histogram!(
+        names::GRPC_HANDLING_SECONDS,
+        Unit::Seconds,
+        "Time from the request to the answer (to the stream's end for streams), by service, \
+         method and type."
+    );
+    describe_counter!(
+        names::OUTCOMES,
         "Orders decided by Allocate and AllocateBatch, by resulting status."
     );
     describe_gauge!(
-        "orders_awaiting_stock",
+        names::ORDERS_AWAITING_STOCK,
         "Orders in EXCEPTION or PARTIALLY_ALLOCATED."
     );
     describe_gauge!(
-        "inventory_reserved_units",
+        names::INVENTORY_RESERVED_UNITS,
         "Units reserved across all SKUs and FCs."
     );
     describe_gauge!(
-        "inventory_on_hand_units",
+        names::INVENTORY_ON_HAND_UNITS,
         "Units on hand across all SKUs and FCs."
     );
     describe_histogram!(
-        "journal_fsync_seconds",
+        names::JOURNAL_FSYNC_SECONDS,
         Unit::Seconds,
         "Journal fdatasync time."
     );
     describe_histogram!(
-        "journal_batch_records",
+        names::JOURNAL_BATCH_RECORDS,
         "Records written by one journal write (group commit)."
     );
     describe_histogram!(
-        "snapshot_seconds",
+        names::SNAPSHOT_SECONDS,
         Unit::Seconds,
         "Time to write a snapshot."
     );
-    describe_gauge!("snapshot_bytes", Unit::Bytes, "Size of the last snapshot.");
+    describe_gauge!(
+        names::SNAPSHOT_BYTES,
+        Unit::Bytes,
+        "Size of the newest snapshot, written or loaded at start-up (0: none yet)."
+    );
     describe_histogram!(
-        "reprocess_pass_seconds",
+        names::REPROCESS_PASS_SECONDS,
         Unit::Seconds,
-        "Reprocessing or FIFO pass time."
+        "Reprocessing or FIFO pass time, by kind."
     );
     describe_counter!(
-        "reprocess_orders_examined_total",
-        "Orders examined by reprocessing passes."
+        names::REPROCESS_ORDERS_EXAMINED,
+        "Orders examined by reprocessing or FIFO passes, by kind."
     );
     describe_counter!(
-        "reprocess_orders_allocated_total",
-        "Orders that got stock in reprocessing passes."
+        names::REPROCESS_ORDERS_ALLOCATED,
+        "Orders that got stock in reprocessing or FIFO passes, by kind."
+    );
+    describe_gauge!(
+        names::FEED_SUBSCRIBERS,
+        "WatchEvents subscriptions open now."
+    );
+    describe_gauge!(
+        names::FEED_CATCHING_UP,
+        "WatchEvents subscriptions reading retained events from the journal now."
     );
     describe_counter!(
-        "grpc_requests_shed_total",
+        names::FEED_CATCH_UPS,
+        "Times a subscription read from the journal: each resumption, and each time one \
+         fell behind the live ring."
+    );
+    describe_gauge!(
+        names::FEED_EVENTS_BEHIND,
+        "Live events published and not yet read by the slowest live subscriber."
+    );
+    describe_counter!(
+        names::REQUESTS_SHED,
         "Requests refused with RESOURCE_EXHAUSTED by the concurrency limit."
     );
-    describe_gauge!("grpc_connections_open", "Client connections open now.");
-    describe_counter!(
-        "grpc_connections_refused_total",
-        "Connections closed on accept because --max-connections were open."
+    describe_gauge!(
+        names::CONNECTIONS_OPEN,
+        "Client connections to the gRPC listener open now."
     );
     describe_counter!(
-        "grpc_connections_timed_out_total",
-        "Connections closed for sending nothing within --handshake-timeout-seconds."
+        names::CONNECTIONS_REFUSED,
+        "gRPC connections closed on accept because --max-connections were open."
     );
     describe_counter!(
-        "grpc_accept_errors_total",
-        "Failed accepts (such as running out of file descriptors); each is followed by a back-off."
+        names::CONNECTIONS_TIMED_OUT,
+        "gRPC connections closed for sending nothing within --handshake-timeout-seconds."
+    );
+    describe_counter!(
+        names::ACCEPT_ERRORS,
+        "Failed accepts on the gRPC listener (such as running out of file descriptors); \
+         each is followed by a back-off."
+    );
+    describe_gauge!(
+        names::BUILD_INFO,
+        "Always 1; the label `version` is the server's version."
     );
 }
 
@@ -321,7 +581,9 @@ impl Scrape {
             return response;
         }
         self.refresh_gauges();
-        let mut response = Response::new(Full::new(Bytes::from(self.handle.render())));
+        let mut text = self.handle.render();
+        process::render(&mut text);
+        let mut response = Response::new(Full::new(Bytes::from(text)));
         response.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
             hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -352,8 +614,62 @@ impl Scrape {
             .iter()
             .filter(|order| order.lock().status.awaits_stock())
             .count();
-        gauge!("inventory_on_hand_units").set(on_hand as f64);
-        gauge!("inventory_reserved_units").set(reserved as f64);
-        gauge!("orders_awaiting_stock").set(awaiting as f64);
+        gauge!(names::INVENTORY_ON_HAND_UNITS).set(on_hand as f64);
+        gauge!(names::INVENTORY_RESERVED_UNITS).set(reserved as f64);
+        gauge!(names::ORDERS_AWAITING_STOCK).set(awaiting as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    /// `METHODS` is the service's RPCs, each with its streaming type, as the
+    /// proto declares them.
+    #[test]
+    fn methods_match_the_proto() {
+        let set = prost_types::FileDescriptorSet::decode(crate::grpc::proto::FILE_DESCRIPTOR_SET)
+            .unwrap();
+        let (package, service) = SERVICE.rsplit_once('.').unwrap();
+        let declared: Vec<(String, RpcType)> = set
+            .file
+            .iter()
+            .filter(|file| file.package() == package)
+            .flat_map(|file| &file.service)
+            .filter(|s| s.name() == service)
+            .flat_map(|s| &s.method)
+            .map(|method| {
+                let kind = match (method.client_streaming(), method.server_streaming()) {
+                    (false, false) => RpcType::Unary,
+                    (false, true) => RpcType::ServerStream,
+                    other => panic!("{}: no grpc_type for {other:?}", method.name()),
+                };
+                (method.name().to_string(), kind)
+            })
+            .collect();
+        let ours: Vec<(String, RpcType)> = METHODS
+            .iter()
+            .map(|&(name, kind)| (name.to_string(), kind))
+            .collect();
+        assert_eq!(ours, declared);
+    }
+
+    #[test]
+    fn request_paths_name_methods_of_this_service_only() {
+        let index = |path| {
+            let call = Telemetry::get().start_path(path);
+            let method = call.method;
+            call.finish(tonic::Code::Ok);
+            method
+        };
+        assert_eq!(
+            index("/allocation.v1.AllocationService/Allocate"),
+            METHODS.iter().position(|&(m, _)| m == "Allocate")
+        );
+        assert_eq!(index("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(index("/allocation.v1.AllocationServiceX/Allocate"), None);
+        assert_eq!(index("/allocation.v1.AllocationService/Nope"), None);
     }
 }

@@ -113,8 +113,8 @@ async fn silent_connections_are_timed_out_and_excess_ones_refused() {
     // Each silent connection was either refused or timed out. How many of
     // each depends on how many slots the start-up health checks still held.
     let metrics = scrape(&server.metrics_address).await;
-    let refused = sample(&metrics, "grpc_connections_refused_total", &[]);
-    let timed_out = sample(&metrics, "grpc_connections_timed_out_total", &[]);
+    let refused = sample(&metrics, "allocation_connections_refused_total", &[]);
+    let timed_out = sample(&metrics, "allocation_connections_timed_out_total", &[]);
     assert_eq!(refused + timed_out, 20.0, "{metrics}");
     assert!(refused >= 12.0 && timed_out >= 1.0, "{metrics}");
 }
@@ -168,7 +168,7 @@ async fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
     }
     let metrics = scrape(&server.metrics_address).await;
     assert!(
-        sample(&metrics, "grpc_accept_errors_total", &[]) > 0.0,
+        sample(&metrics, "allocation_accept_errors_total", &[]) > 0.0,
         "{metrics}"
     );
 }

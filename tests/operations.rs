@@ -5,7 +5,7 @@
 mod binary;
 #[path = "support/scrape.rs"]
 mod scrape;
-use scrape::{sample, scrape};
+use scrape::{sample, scrape, series, Series};
 #[path = "support/in_process.rs"]
 mod in_process;
 
@@ -35,6 +35,163 @@ async fn allocate(
         })
         .await
         .map(|response| response.into_inner().orders.remove(0))
+}
+
+fn has(series: &Series, key: &str, value: &str) -> bool {
+    series.labels.iter().any(|(k, v)| k == key && v == value)
+}
+
+/// Every counter and histogram, with every label combination, is in the
+/// first scrape at 0, so `rate()` counts the first call of anything.
+#[tokio::test]
+async fn a_fresh_server_exports_every_series_at_zero() {
+    let dir = data_dir("fresh");
+    let server = Binary::start(&dir, &[]).await;
+    let text = scrape(&server.metrics_address).await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let all = series(&text);
+    let named = |name: &str| -> Vec<&Series> { all.iter().filter(|s| s.name == name).collect() };
+
+    let (methods, codes) = (21, 17);
+    for (name, count) in [
+        ("grpc_server_handled_total", methods * codes),
+        ("grpc_server_started_total", methods),
+        ("grpc_server_handling_seconds_count", methods),
+        ("grpc_server_handling_seconds_sum", methods),
+        // 17 bounds and +Inf.
+        ("grpc_server_handling_seconds_bucket", methods * 18),
+    ] {
+        let found = named(name);
+        assert_eq!(found.len(), count, "{name}:\n{text}");
+        assert!(found.iter().all(|s| s.value == 0.0), "{name}:\n{text}");
+        assert!(found
+            .iter()
+            .all(|s| has(s, "grpc_service", "allocation.v1.AllocationService")));
+    }
+    let handled = named("grpc_server_handled_total");
+    for (method, kind) in [("Allocate", "unary"), ("WatchEvents", "server_stream")] {
+        for code in ["OK", "RESOURCE_EXHAUSTED", "UNAUTHENTICATED"] {
+            assert!(
+                handled.iter().any(|s| has(s, "grpc_method", method)
+                    && has(s, "grpc_type", kind)
+                    && has(s, "grpc_code", code)),
+                "{method} {code}"
+            );
+        }
+    }
+    assert_eq!(named("allocation_outcomes_total").len(), 8);
+    for kind in ["reprocess", "fifo"] {
+        for name in [
+            "allocation_reprocess_pass_seconds_count",
+            "allocation_reprocess_orders_examined_total",
+            "allocation_reprocess_orders_allocated_total",
+        ] {
+            assert_eq!(
+                named(name).iter().filter(|s| has(s, "kind", kind)).count(),
+                1,
+                "{name} {kind}:\n{text}"
+            );
+        }
+    }
+    for name in [
+        "allocation_journal_fsync_seconds_count",
+        "allocation_journal_batch_records_count",
+        "allocation_snapshot_seconds_count",
+        "allocation_snapshot_bytes",
+        "allocation_requests_shed_total",
+        "allocation_connections_open",
+        "allocation_connections_refused_total",
+        "allocation_connections_timed_out_total",
+        "allocation_accept_errors_total",
+        "allocation_inventory_on_hand_units",
+        "allocation_inventory_reserved_units",
+        "allocation_orders_awaiting_stock",
+    ] {
+        assert_eq!(named(name).len(), 1, "{name}:\n{text}");
+    }
+    assert_eq!(
+        sample(
+            &text,
+            "allocation_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+    if cfg!(target_os = "linux") {
+        for name in [
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_max_fds",
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_start_time_seconds",
+        ] {
+            assert_eq!(named(name).len(), 1, "{name}:\n{text}");
+        }
+        assert!(sample(&text, "process_resident_memory_bytes", &[]) > 1e6);
+        assert!(sample(&text, "process_open_fds", &[]) >= 3.0);
+        let started = sample(&text, "process_start_time_seconds", &[]);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            (now - started).abs() < 120.0,
+            "started {started}, now {now}"
+        );
+    }
+}
+
+/// A change-feed stream is started when opened and handled when it ends:
+/// here the client goes away, so CANCELLED.
+#[tokio::test]
+async fn a_watch_stream_counts_as_handled_when_it_ends() {
+    let dir = data_dir("watch-metrics");
+    let server = Binary::start(&dir, &[]).await;
+    let mut client = AllocationServiceClient::connect(server.url())
+        .await
+        .unwrap();
+    let watch = [("grpc_method", "WatchEvents")];
+    let cancelled = [("grpc_method", "WatchEvents"), ("grpc_code", "CANCELLED")];
+    let stream = client
+        .watch_events(WatchEventsRequest::default())
+        .await
+        .unwrap();
+    let open = scrape(&server.metrics_address).await;
+    assert_eq!(sample(&open, "grpc_server_started_total", &watch), 1.0);
+    let handled = |text: &str| {
+        series(text)
+            .iter()
+            .filter(|s| {
+                s.name == "grpc_server_handled_total" && has(s, "grpc_method", "WatchEvents")
+            })
+            .map(|s| s.value)
+            .sum::<f64>()
+    };
+    assert_eq!(handled(&open), 0.0, "{open}");
+
+    drop(stream);
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = scrape(&server.metrics_address).await;
+        if sample(&text, "grpc_server_handled_total", &cancelled) == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        sample(&text, "grpc_server_handled_total", &cancelled),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(handled(&text), 1.0);
+    assert_eq!(
+        sample(&text, "grpc_server_handling_seconds_count", &watch),
+        1.0
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -82,34 +239,47 @@ async fn metrics_move_by_exactly_what_was_done() {
     assert_eq!(
         moved(
             "grpc_server_handled_total",
-            &[("method", "Allocate"), ("code", "OK")]
+            &[("grpc_method", "Allocate"), ("grpc_code", "OK")]
         ),
         3.0
     );
     assert_eq!(
         moved(
             "grpc_server_handled_total",
-            &[("method", "Allocate"), ("code", "INVALID_ARGUMENT")]
+            &[
+                ("grpc_method", "Allocate"),
+                ("grpc_code", "INVALID_ARGUMENT")
+            ]
         ),
         1.0
     );
     assert_eq!(
         moved(
             "grpc_server_handled_total",
-            &[("method", "SetInventory"), ("code", "OK")]
+            &[("grpc_method", "SetInventory"), ("grpc_code", "OK")]
         ),
         2.0
     );
     assert_eq!(
         moved(
             "grpc_server_handling_seconds_count",
-            &[("method", "Allocate")]
+            &[("grpc_method", "Allocate")]
         ),
         4.0
     );
     assert!(
-        after.contains("grpc_server_handling_seconds_bucket{method=\"Allocate\",le=\"0.001\"}"),
+        series(&after)
+            .iter()
+            .any(|one| one.name == "grpc_server_handling_seconds_bucket"
+                && has(one, "grpc_method", "Allocate")
+                && has(one, "grpc_type", "unary")
+                && has(one, "grpc_service", "allocation.v1.AllocationService")
+                && has(one, "le", "0.001")),
         "latency is a bucketed histogram:\n{after}"
+    );
+    assert_eq!(
+        moved("grpc_server_started_total", &[("grpc_method", "Allocate")]),
+        4.0
     );
     assert_eq!(
         moved("allocation_outcomes_total", &[("status", "processing")]),
@@ -122,23 +292,32 @@ async fn metrics_move_by_exactly_what_was_done() {
     // State gauges are recomputed at most once a second: scrape until fresh.
     let mut gauges = after.clone();
     for _ in 0..50 {
-        if sample(&gauges, "inventory_reserved_units", &[]) == 3.0 {
+        if sample(&gauges, "allocation_inventory_reserved_units", &[]) == 3.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         gauges = scrape(&server.metrics_address).await;
     }
-    assert_eq!(sample(&gauges, "inventory_reserved_units", &[]), 3.0);
-    assert_eq!(sample(&gauges, "inventory_on_hand_units", &[]), 3.0);
-    assert_eq!(sample(&gauges, "orders_awaiting_stock", &[]), 1.0);
+    assert_eq!(
+        sample(&gauges, "allocation_inventory_reserved_units", &[]),
+        3.0
+    );
+    assert_eq!(
+        sample(&gauges, "allocation_inventory_on_hand_units", &[]),
+        3.0
+    );
+    assert_eq!(
+        sample(&gauges, "allocation_orders_awaiting_stock", &[]),
+        1.0
+    );
     // Every acknowledged change was synced (fsync always): at least one sync, records batched.
-    assert!(sample(&after, "journal_fsync_seconds_count", &[]) >= 1.0);
-    assert!(sample(&after, "journal_batch_records_sum", &[]) >= 5.0);
+    assert!(sample(&after, "allocation_journal_fsync_seconds_count", &[]) >= 1.0);
+    assert!(sample(&after, "allocation_journal_batch_records_sum", &[]) >= 5.0);
 
     client.snapshot(SnapshotRequest {}).await.unwrap();
     let last = scrape(&server.metrics_address).await;
-    assert_eq!(sample(&last, "snapshot_seconds_count", &[]), 1.0);
-    assert!(sample(&last, "snapshot_bytes", &[]) > 0.0);
+    assert_eq!(sample(&last, "allocation_snapshot_seconds_count", &[]), 1.0);
+    assert!(sample(&last, "allocation_snapshot_bytes", &[]) > 0.0);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -345,13 +524,13 @@ async fn excess_requests_are_shed_at_once_counted_and_the_server_stays_healthy()
         sample(
             &metrics,
             "grpc_server_handled_total",
-            &[("method", "AllocateBatch"), ("code", code)],
+            &[("grpc_method", "AllocateBatch"), ("grpc_code", code)],
         )
     };
     assert_eq!(handled("RESOURCE_EXHAUSTED"), shed as f64, "{metrics}");
     assert_eq!(handled("OK"), served as f64);
     assert_eq!(
-        sample(&metrics, "grpc_requests_shed_total", &[]),
+        sample(&metrics, "allocation_requests_shed_total", &[]),
         shed as f64
     );
     // Still healthy: a request now succeeds.

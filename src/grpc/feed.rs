@@ -24,6 +24,7 @@ use crate::error::Error;
 use crate::model::{MerchantId, OrderEvent, Timestamp};
 use crate::storage::retained::{self, Retained};
 use crate::storage::Store;
+use crate::telemetry::names;
 
 use super::{proto, shipping};
 
@@ -118,8 +119,14 @@ impl EventSink for EventFeed {
     }
 
     fn publish(&self, event: OrderEvent, lsn: u64) {
+        let sampled = event.sequence.is_multiple_of(64);
         // Fails only when nobody listens, which is fine.
         let _ = self.ring.send(Arc::new(Published { event, lsn }));
+        // The ring's length is what its slowest receiver has not read yet.
+        // Sampled: reading it takes the ring's lock.
+        if sampled {
+            metrics::gauge!(names::FEED_EVENTS_BEHIND).set(self.ring.len() as f64);
+        }
     }
 }
 
@@ -146,7 +153,7 @@ impl Subscription {
     /// A resumption reads from disk first; a live subscription only once
     /// it falls behind.
     async fn run(mut self, mut live: broadcast::Receiver<Arc<Published>>, resume: bool) {
-        let _counted = Counted::new("allocation_feed_subscribers");
+        let _counted = Counted::new(names::FEED_SUBSCRIBERS);
         let mut from_disk = resume;
         loop {
             if from_disk {
@@ -170,8 +177,8 @@ impl Subscription {
         let Some(store) = self.store.clone() else {
             return true;
         };
-        let _counted = Counted::new("allocation_feed_catching_up");
-        metrics::counter!("allocation_feed_catch_ups_total").increment(1);
+        let _counted = Counted::new(names::FEED_CATCHING_UP);
+        metrics::counter!(names::FEED_CATCH_UPS).increment(1);
         let journal = store.journal();
         let below = journal.appended_next();
         if journal.wait_durable(below).await.is_err() {

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::storage::Store;
-use crate::telemetry::{metered, Telemetry};
+use crate::telemetry::{metered, metered_stream, MeteredStream, Telemetry};
 
 use super::feed::EventFeed;
 use super::proto::allocation_service_server::AllocationService;
@@ -464,13 +464,13 @@ impl AllocationService for Service {
         .await
     }
 
-    type WatchEventsStream = EventStream;
+    type WatchEventsStream = MeteredStream<EventStream>;
 
     async fn watch_events(
         &self,
         request: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        metered("WatchEvents", async move {
+        metered_stream("WatchEvents", async move {
             let WatchEventsRequest {
                 merchant_id,
                 after_sequence,

@@ -71,14 +71,14 @@ async fn accept_loop(
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(error) => {
-                metrics::counter!("grpc_accept_errors_total").increment(1);
+                metrics::counter!(crate::telemetry::names::ACCEPT_ERRORS).increment(1);
                 tokio::time::sleep(failures.failed(&error)).await;
                 continue;
             }
         };
         failures.reset();
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            metrics::counter!("grpc_connections_refused_total").increment(1);
+            metrics::counter!(crate::telemetry::names::CONNECTIONS_REFUSED).increment(1);
             refusals.warn(|suppressed| {
                 tracing::warn!(
                     limit = limits.max_open,
@@ -165,7 +165,7 @@ pub struct Connection {
 
 impl Connection {
     fn new(stream: TcpStream, slot: OwnedSemaphorePermit, handshake_timeout: Duration) -> Self {
-        metrics::gauge!("grpc_connections_open").increment(1);
+        metrics::gauge!(crate::telemetry::names::CONNECTIONS_OPEN).increment(1);
         Self {
             stream,
             _slot: slot,
@@ -176,7 +176,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        metrics::gauge!("grpc_connections_open").decrement(1);
+        metrics::gauge!(crate::telemetry::names::CONNECTIONS_OPEN).decrement(1);
     }
 }
 
@@ -202,7 +202,7 @@ impl AsyncRead for Connection {
                     self.silent_deadline = None;
                 }
                 Poll::Pending if deadline.as_mut().poll(context).is_ready() => {
-                    metrics::counter!("grpc_connections_timed_out_total").increment(1);
+                    metrics::counter!(crate::telemetry::names::CONNECTIONS_TIMED_OUT).increment(1);
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "the client sent nothing within the handshake timeout",

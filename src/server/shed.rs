@@ -12,7 +12,7 @@ use tower::load_shed::LoadShed;
 use tower::{BoxError, Layer, Service};
 
 use crate::error::Error;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{names, Telemetry};
 
 #[derive(Clone)]
 pub struct ShedLayer {
@@ -62,14 +62,8 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        // `/allocation.v1.AllocationService/Allocate` → `Allocate`.
-        let method = request
-            .uri()
-            .path()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        // Such as `/allocation.v1.AllocationService/Allocate`.
+        let path = request.uri().path().to_string();
         let limit = self.limit;
         let answer = self.inner.call(request);
         Box::pin(async move {
@@ -79,8 +73,8 @@ where
                         "the server has {limit} requests in progress across all connections \
                          (--concurrency-limit); retry with backoff"
                     )));
-                    Telemetry::get().rpc(&method, refused.code(), Default::default());
-                    metrics::counter!("grpc_requests_shed_total").increment(1);
+                    Telemetry::get().start_path(&path).finish(refused.code());
+                    metrics::counter!(names::REQUESTS_SHED).increment(1);
                     Ok(refused.into_http())
                 }
                 other => other,

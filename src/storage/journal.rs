@@ -428,7 +428,7 @@ fn write_loop(shared: &Shared, mut file: File, first_lsn: u64) {
             if sync_now {
                 let started = Instant::now();
                 file.sync_data()?;
-                metrics::histogram!("journal_fsync_seconds")
+                metrics::histogram!(crate::telemetry::names::JOURNAL_FSYNC_SECONDS)
                     .record(started.elapsed().as_secs_f64());
                 last_sync = Instant::now();
                 unsynced = false;
@@ -441,7 +441,7 @@ fn write_loop(shared: &Shared, mut file: File, first_lsn: u64) {
         match result {
             Ok(()) => {
                 if next > published.next {
-                    metrics::histogram!("journal_batch_records")
+                    metrics::histogram!(crate::telemetry::names::JOURNAL_BATCH_RECORDS)
                         .record((next - published.next) as f64);
                 }
                 let state = Durable {

@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use super::journal::{self, FsyncPolicy, Journal, ReadError, SegmentEnd};
 use super::snapshot;
 use crate::engine::Engine;
+use crate::telemetry::names;
 
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -135,6 +136,11 @@ impl Store {
         if engine.attach_change_log(journal.clone()).is_err() {
             unreachable!("a freshly recovered engine has no change log yet");
         }
+        if let Some((path, _)) = &recovery.snapshot {
+            if let Ok(file) = std::fs::metadata(path) {
+                metrics::gauge!(names::SNAPSHOT_BYTES).set(file.len() as f64);
+            }
+        }
         let store = Self {
             dir: dir.clone(),
             journal,
@@ -164,8 +170,8 @@ impl Store {
             self.journal.sync_blocking().map_err(std::io::Error::other)
         })?;
         self.apply_retention()?;
-        metrics::histogram!("snapshot_seconds").record(started.elapsed().as_secs_f64());
-        metrics::gauge!("snapshot_bytes").set(written.bytes as f64);
+        metrics::histogram!(names::SNAPSHOT_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::gauge!(names::SNAPSHOT_BYTES).set(written.bytes as f64);
         Ok(SnapshotInfo {
             path: written.path,
             bytes: written.bytes,
