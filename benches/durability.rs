@@ -136,6 +136,7 @@ fn snapshot_figures(skus: usize, orders: usize) {
             dir: dir.clone(),
             fsync: FsyncPolicy::Always,
             fallback_to_previous_snapshot: false,
+            journal_retention: std::time::Duration::ZERO,
         },
         &engine,
     )
@@ -198,6 +199,7 @@ fn throughput(policy: FsyncPolicy, clients: usize, duration: Duration) -> f64 {
             dir: dir.clone(),
             fsync: policy,
             fallback_to_previous_snapshot: false,
+            journal_retention: std::time::Duration::ZERO,
         },
         &engine,
     )

@@ -186,6 +186,16 @@ pub struct ServeConfig {
     )]
     pub snapshot_interval_seconds: u64,
 
+    /// Keep journal segments written within this many seconds even when
+    /// snapshots no longer need them, so change-feed subscribers can resume
+    /// from further back (0: the journal since the older kept snapshot).
+    #[arg(
+        long,
+        env = "ALLOCATION_JOURNAL_RETENTION_SECONDS",
+        default_value_t = 0
+    )]
+    pub journal_retention_seconds: u64,
+
     /// If the newest snapshot is corrupt, start from the previous one (and
     /// the journal kept since it) instead of refusing to start.
     #[arg(long, env = "ALLOCATION_FALLBACK_TO_PREVIOUS_SNAPSHOT")]
@@ -225,6 +235,7 @@ impl ServeConfig {
                 Fsync::Off => FsyncPolicy::Off,
             },
             fallback_to_previous_snapshot: self.fallback_to_previous_snapshot,
+            journal_retention: Duration::from_secs(self.journal_retention_seconds),
         }
     }
 }

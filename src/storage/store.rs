@@ -26,6 +26,10 @@ pub struct StoreConfig {
     pub fsync: FsyncPolicy,
     /// Load the previous snapshot when the newest one is corrupt.
     pub fallback_to_previous_snapshot: bool,
+    /// Keep journal segments written within this long even once a
+    /// snapshot makes them unneeded for recovery, so change-feed
+    /// subscribers can resume from further back (RULES §13).
+    pub journal_retention: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +111,7 @@ pub struct Store {
     snapshotting: Mutex<()>,
     /// The data directory's lock, held until `close`.
     lock: Mutex<Option<std::fs::File>>,
+    journal_retention: Duration,
 }
 
 impl Store {
@@ -146,6 +151,7 @@ impl Store {
             journal,
             snapshotting: Mutex::new(()),
             lock: Mutex::new(Some(lock)),
+            journal_retention: config.journal_retention,
         };
         Ok((store, recovery))
     }
@@ -179,7 +185,8 @@ impl Store {
         })
     }
 
-    /// Keep the newest two snapshots and the journal from the older one on.
+    /// Keep the newest two snapshots and the journal from the older one on,
+    /// and any segment written within `journal_retention`.
     fn apply_retention(&self) -> std::io::Result<()> {
         let snapshots = list(&self.dir, "snapshot-", ".snap")?;
         if snapshots.len() < 2 {
@@ -192,11 +199,19 @@ impl Store {
         let segments = list(&self.dir, "journal-", ".log")?;
         for pair in segments.windows(2) {
             // Every record of a segment is below the next segment's first LSN.
-            if pair[1].0 <= keep_from {
+            if pair[1].0 <= keep_from && !self.written_recently(&pair[0].1)? {
                 std::fs::remove_file(&pair[0].1)?;
             }
         }
         journal::sync_dir(&self.dir)
+    }
+
+    fn written_recently(&self, path: &Path) -> std::io::Result<bool> {
+        if self.journal_retention.is_zero() {
+            return Ok(false);
+        }
+        let modified = std::fs::metadata(path)?.modified()?;
+        Ok(modified.elapsed().unwrap_or_default() < self.journal_retention)
     }
 
     /// Stop the journal (pending records are written and synced) and let

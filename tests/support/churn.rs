@@ -35,6 +35,7 @@ pub fn config(dir: &Path) -> StoreConfig {
         dir: dir.to_path_buf(),
         fsync: FsyncPolicy::Off,
         fallback_to_previous_snapshot: false,
+        journal_retention: std::time::Duration::ZERO,
     }
 }
 
