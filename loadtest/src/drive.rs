@@ -44,6 +44,8 @@ pub struct Report {
     /// Units of requests whose outcome is unknown (failed in transit).
     pub uncertain_units: u64,
     pub verification: Option<Verification>,
+    /// The slow change-feed subscriber, if one ran.
+    pub subscriber: Option<std::sync::Arc<crate::subscriber::Seen>>,
 }
 
 impl Report {
@@ -59,6 +61,7 @@ impl Report {
             acknowledged_units: 0,
             uncertain_units: 0,
             verification: None,
+            subscriber: None,
         }
     }
 
@@ -109,6 +112,14 @@ impl Report {
                 self.errors, self.missed
             );
         }
+        if let Some(seen) = &self.subscriber {
+            out += &format!(
+                "slow subscriber: {} events, {} out of order, ended: {}\n",
+                seen.events.load(std::sync::atomic::Ordering::Relaxed),
+                seen.out_of_order.load(std::sync::atomic::Ordering::Relaxed),
+                seen.ended.lock().unwrap().as_deref().unwrap_or("no")
+            );
+        }
         if let Some(verification) = &self.verification {
             out += &verification.line();
         }
@@ -133,6 +144,11 @@ impl Report {
                 "max": self.latency.max(),
             },
             "verification": self.verification.as_ref().map(Verification::json),
+            "slow_subscriber": self.subscriber.as_ref().map(|seen| serde_json::json!({
+                "events": seen.events.load(std::sync::atomic::Ordering::Relaxed),
+                "out_of_order": seen.out_of_order.load(std::sync::atomic::Ordering::Relaxed),
+                "ended": *seen.ended.lock().unwrap(),
+            })),
         })
     }
 }

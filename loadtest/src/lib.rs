@@ -14,6 +14,7 @@
 #[cfg(feature = "baselines")]
 pub mod baseline;
 pub mod drive;
+pub mod subscriber;
 pub mod verify;
 pub mod workload;
 pub mod zipf;
@@ -92,6 +93,10 @@ pub struct Args {
     /// Skip the invariant check after the run.
     #[arg(long)]
     pub skip_verify: bool,
+    /// Also run a change-feed subscriber that sleeps this long after each
+    /// event (0: none), to measure what a slow connector costs.
+    #[arg(long, default_value_t = 0)]
+    pub slow_subscriber_sleep_ms: u64,
 }
 
 impl Args {
@@ -126,12 +131,17 @@ pub async fn run(args: &Args) -> anyhow::Result<drive::Report> {
     let clients = connect(args).await?;
     let workload = std::sync::Arc::new(workload::Workload::new(args));
     workload.stock(&clients[0]).await?;
+    let subscriber = match args.slow_subscriber_sleep_ms {
+        0 => None,
+        ms => Some(subscriber::start(clients[0].clone(), Duration::from_millis(ms)).await?),
+    };
     let mut report = drive::drive(
         std::sync::Arc::new(args.clone()),
         std::sync::Arc::clone(&workload),
         &clients,
     )
     .await?;
+    report.subscriber = subscriber;
     if !args.skip_verify {
         report.verification = Some(verify::verify(&workload, &clients[0], &report).await?);
     }
