@@ -47,10 +47,12 @@ print(sys.argv[1], f'{r["orders_per_second"]:.0f}', json.dumps(r.get("slow_subsc
 PY
 }
 
+# Not in a pipeline: `run` must set SERVER in this shell, for `cleanup`.
 for round in $(seq 1 "$ROUNDS"); do
-    run without
-    run with --slow-subscriber-sleep-ms 1
-done | tee "$WORK/results.txt"
+    run without >> "$WORK/results.txt"
+    run with --slow-subscriber-sleep-ms 1 >> "$WORK/results.txt"
+done
+cat "$WORK/results.txt"
 
 python3 - "$WORK/results.txt" <<'PY'
 import statistics, sys

@@ -199,16 +199,21 @@ impl Tally {
             .errors
             .entry(format!("{:?}", status.code()))
             .or_default() += 1;
-        // These codes mean the request changed nothing; any other may have.
-        let refused = matches!(
-            status.code(),
-            Code::InvalidArgument
-                | Code::NotFound
-                | Code::AlreadyExists
-                | Code::FailedPrecondition
-                | Code::ResourceExhausted
-                | Code::Unimplemented
-        );
+        // These codes, answered by the server, mean the request changed
+        // nothing; any other may have, and so may any status the client's
+        // transport made up (a connection closed with ENHANCE_YOUR_CALM
+        // reads RESOURCE_EXHAUSTED, whatever the server had done).
+        let answered = std::error::Error::source(status).is_none();
+        let refused = answered
+            && matches!(
+                status.code(),
+                Code::InvalidArgument
+                    | Code::NotFound
+                    | Code::AlreadyExists
+                    | Code::FailedPrecondition
+                    | Code::ResourceExhausted
+                    | Code::Unimplemented
+            );
         if !refused {
             self.uncertain_units += units_at_stake;
         }

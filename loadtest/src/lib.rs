@@ -133,7 +133,12 @@ pub async fn run(args: &Args) -> anyhow::Result<drive::Report> {
     workload.stock(&clients[0]).await?;
     let subscriber = match args.slow_subscriber_sleep_ms {
         0 => None,
-        ms => Some(subscriber::start(clients[0].clone(), Duration::from_millis(ms)).await?),
+        // On a connection of its own, as a connector has: an HTTP/2 client
+        // that buffers a stream nobody reads closes the whole connection.
+        ms => {
+            let client = AllocationServiceClient::connect(args.target.clone()).await?;
+            Some(subscriber::start(client, Duration::from_millis(ms)).await?)
+        }
     };
     let mut report = drive::drive(
         std::sync::Arc::new(args.clone()),

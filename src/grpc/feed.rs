@@ -107,6 +107,7 @@ impl EventFeed {
             store,
             out,
             last: after,
+            last_lsn: 0,
         };
         tokio::spawn(subscription.run(live, resume));
         ReceiverStream::new(stream)
@@ -139,6 +140,9 @@ struct Subscription {
     out: mpsc::Sender<Sent>,
     /// Every event up to this sequence has been sent or filtered out.
     last: u64,
+    /// The journal record of the event at `last`, when known: a catch-up
+    /// reads on from there instead of from the oldest segment.
+    last_lsn: u64,
 }
 
 /// Why a subscription stopped reading live events.
@@ -187,8 +191,9 @@ impl Subscription {
             return false;
         }
         let (after, merchant, out) = (self.last, self.merchant.clone(), self.out.clone());
+        let lsns = self.last_lsn..below;
         let read = tokio::task::spawn_blocking(move || {
-            retained::read_events(store.dir(), after, below, |event| {
+            retained::read_events(store.dir(), after, lsns, |event| {
                 if merchant.as_ref().is_some_and(|m| *m != event.merchant_id) {
                     return ControlFlow::Continue(());
                 }
@@ -205,7 +210,9 @@ impl Subscription {
                 if self.out.is_closed() {
                     return false;
                 }
-                self.last = last.unwrap_or(self.last);
+                if let Some((sequence, lsn)) = last {
+                    (self.last, self.last_lsn) = (sequence, lsn);
+                }
                 true
             }
             Ok(Err(error)) => {
@@ -268,7 +275,7 @@ impl Subscription {
                     return Stop::Done;
                 }
             }
-            self.last = event.sequence;
+            (self.last, self.last_lsn) = (event.sequence, published.lsn);
             if self
                 .merchant
                 .as_ref()

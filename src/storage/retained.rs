@@ -38,7 +38,7 @@ pub fn retained(dir: &Path) -> std::io::Result<Retained> {
     }
     let mut oldest = None;
     for (_, path) in &segments {
-        read_segment_events(path, u64::MAX, &mut |events| {
+        read_segment_events(path, &(0..u64::MAX), &mut |_, events| {
             oldest = events.first().map(|event| event.sequence);
             ControlFlow::Break(())
         })?;
@@ -50,18 +50,26 @@ pub fn retained(dir: &Path) -> std::io::Result<Retained> {
 }
 
 /// Call `visit` with each retained event after sequence `after`, in order,
-/// from records below LSN `below`, until it breaks. Returns the last
-/// sequence visited, if any.
+/// from records with LSNs in `lsns`, until it breaks. Returns the last
+/// sequence visited and the LSN of its record, if any. (A reader that knows
+/// where it stopped starts `lsns` there, and skips the segments before.)
 pub fn read_events(
     dir: &Path,
     after: u64,
-    below: u64,
+    lsns: std::ops::Range<u64>,
     mut visit: impl FnMut(OrderEvent) -> ControlFlow<()>,
-) -> std::io::Result<Option<u64>> {
+) -> std::io::Result<Option<(u64, u64)>> {
     let mut last = None;
-    for (_, path) in list_segments(dir)? {
+    let segments = list_segments(dir)?;
+    for (index, (_, path)) in segments.iter().enumerate() {
+        let next_first = segments
+            .get(index + 1)
+            .map_or(u64::MAX, |&(first, _)| first);
+        if next_first <= lsns.start {
+            continue; // Every record of it is below the range.
+        }
         let mut stopped = false;
-        let flow = read_segment_events(&path, below, &mut |events| {
+        let flow = read_segment_events(path, &lsns, &mut |lsn, events| {
             for event in events {
                 if event.sequence <= after {
                     continue;
@@ -71,7 +79,7 @@ pub fn read_events(
                     stopped = true;
                     return ControlFlow::Break(());
                 }
-                last = Some(sequence);
+                last = Some((sequence, lsn));
             }
             ControlFlow::Continue(())
         });
@@ -85,13 +93,13 @@ pub fn read_events(
     Ok(last)
 }
 
-/// The events of each record of one segment below LSN `below`, in order,
-/// until `visit` breaks or the segment ends (a seal, or a frame not yet
-/// whole at the end of the segment being written).
+/// The events of each record of one segment with an LSN in `lsns`, and its
+/// LSN, in order, until `visit` breaks or the segment ends (a seal, or a
+/// frame not yet whole at the end of the segment being written).
 fn read_segment_events(
     path: &Path,
-    below: u64,
-    visit: &mut dyn FnMut(Vec<OrderEvent>) -> ControlFlow<()>,
+    lsns: &std::ops::Range<u64>,
+    visit: &mut dyn FnMut(u64, Vec<OrderEvent>) -> ControlFlow<()>,
 ) -> std::io::Result<()> {
     let mut file = BufReader::with_capacity(1 << 16, File::open(path)?);
     let mut header = Vec::new();
@@ -115,12 +123,12 @@ fn read_segment_events(
             // A seal, or bytes not written whole yet.
             Ok(Frame::Seal { .. }) | Err(_) => return Ok(()),
         };
-        if lsn >= below {
+        if lsn >= lsns.end {
             return Ok(());
         }
-        if payload.first() == Some(&TAG_EVENTS) {
+        if lsn >= lsns.start && payload.first() == Some(&TAG_EVENTS) {
             if let Ok(Effect::Events { events, .. }) = Reader::new(payload, 0).effect() {
-                if visit(events).is_break() {
+                if visit(lsn, events).is_break() {
                     return Ok(());
                 }
             }
