@@ -20,21 +20,7 @@ import os
 import sys
 import time
 
-STUBS = os.environ.get(
-    "ALLOCATION_PYTHON_STUBS",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "generated"),
-)
-sys.path.insert(0, STUBS)
-
-try:
-    import grpc
-    from allocation.v1 import allocation_pb2 as pb
-    from allocation.v1 import allocation_pb2_grpc as rpc
-except ImportError as error:
-    sys.exit(
-        f"cannot import the gRPC stubs from {STUBS} ({error}): install "
-        "examples/python/requirements.txt and generate them (see allocate.py)"
-    )
+from stubs import grpc, pb, rpc  # the generated code (stubs.py)
 
 SYNCED = (pb.ORDER_EVENT_KIND_SHIPPED, pb.ORDER_EVENT_KIND_TRACKING_STATUS_CHANGED)
 
