@@ -140,6 +140,7 @@ async fn drive<B: Backend>(
         acknowledged_units: 0,
         uncertain_units: 0,
         verification: None,
+        subscriber: None,
     };
     let mut last = None;
     for worker in workers {
