@@ -171,16 +171,18 @@ impl Engine {
     /// keeps them (to replay the feed from) or someone listens.
     fn append(&self, effects: &[EffectRef<'_>], announce: impl FnOnce(&mut Vec<OrderEvent>)) {
         let log = self.shared.change_log.get();
-        let sink = self.shared.events.get().filter(|sink| sink.wants_events());
+        let listened = || self.shared.events.get().filter(|sink| sink.wants_events());
         let mut events = Vec::new();
-        if log.is_some() || sink.is_some() {
+        if log.is_some() || listened().is_some() {
             announce(&mut events);
         }
         let mut number = |lsn: u64| {
             let mut next = self.shared.next_event.lock();
             let first = *next;
             *next += events.len() as u64;
-            if let Some(sink) = sink {
+            // Asked again under the lock: a subscriber that joined since
+            // expects every event numbered after it joined.
+            if let Some(sink) = listened() {
                 for (sequence, event) in (first..).zip(&events) {
                     sink.publish(
                         OrderEvent {

@@ -192,8 +192,12 @@ impl Subscription {
         }
         let (after, merchant, out) = (self.last, self.merchant.clone(), self.out.clone());
         let lsns = self.last_lsn..below;
-        let read = tokio::task::spawn_blocking(move || {
-            retained::read_events(store.dir(), after, lsns, |event| {
+        // A thread of its own, not the blocking pool: it waits on a slow
+        // client for as long as that takes, and a pool of such waits would
+        // starve the batches and passes that share it.
+        let (done, read) = tokio::sync::oneshot::channel();
+        let reader = move || {
+            let read = retained::read_events(store.dir(), after, lsns, |event| {
                 if merchant.as_ref().is_some_and(|m| *m != event.merchant_id) {
                     return ControlFlow::Continue(());
                 }
@@ -202,10 +206,20 @@ impl Subscription {
                     Ok(()) => ControlFlow::Continue(()),
                     Err(_) => ControlFlow::Break(()),
                 }
-            })
-        })
-        .await;
-        match read {
+            });
+            let _ = done.send(read);
+        };
+        if let Err(error) = std::thread::Builder::new()
+            .name("feed-reader".into())
+            .spawn(reader)
+        {
+            self.end(Error::Unavailable(format!(
+                "cannot start a feed reader: {error}"
+            )))
+            .await;
+            return false;
+        }
+        match read.await {
             Ok(Ok(last)) => {
                 if self.out.is_closed() {
                     return false;
@@ -223,8 +237,8 @@ impl Subscription {
                 self.end(Error::OutOfRange(message)).await;
                 false
             }
-            Err(join) => {
-                self.end(Error::Internal(format!("feed reader failed: {join}")))
+            Err(_) => {
+                self.end(Error::Internal("the feed reader stopped".into()))
                     .await;
                 false
             }
