@@ -42,18 +42,61 @@ const TAG_ORDER: u8 = 3;
 pub const TAG_EVENTS: u8 = 4;
 const TAG_NEXT_EVENT_SEQUENCE: u8 = 5;
 
-/// Event kinds by their on-disk code (the index).
-const EVENT_KINDS: [EventKind; 9] = [
-    EventKind::Allocated,
-    EventKind::Exception,
-    EventKind::Preempted,
-    EventKind::Held,
-    EventKind::Released,
-    EventKind::Cancelled,
-    EventKind::Shipped,
-    EventKind::TrackingStatusChanged,
-    EventKind::Completed,
-];
+/// An enum stored as one byte. Its codes are listed once, in `codes!`,
+/// which writes both directions from that list: encoding is an exhaustive
+/// match (a new variant does not compile until it has a code) and a code
+/// listed twice is an unreachable pattern.
+trait Code: Sized + Copy {
+    /// What the byte is, for errors: "unknown order status 9".
+    const WHAT: &'static str;
+    fn code(self) -> u8;
+    fn from_code(code: u8) -> Option<Self>;
+}
+
+macro_rules! codes {
+    ($($ty:ident $what:literal { $($variant:ident = $code:literal),+ $(,)? })+) => {$(
+        impl Code for $ty {
+            const WHAT: &'static str = $what;
+            fn code(self) -> u8 {
+                match self {
+                    $($ty::$variant => $code),+
+                }
+            }
+            fn from_code(code: u8) -> Option<Self> {
+                match code {
+                    $($code => Some($ty::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    )+};
+}
+
+codes! {
+    FifoStrategy "FIFO strategy" { None = 0, Full = 1, Partial = 2 }
+    Channel "channel" { Direct = 0, Marketplace = 1 }
+    MarketplaceStatus "marketplace status" { Ready = 0, Created = 1 }
+    LabelSource "label source" { Service = 0, Prepaid = 1 }
+    TrackingStatus "tracking status" {
+        Received = 0, AtDepot = 1, PickedUp = 2, OutForDelivery = 3, Delivered = 4,
+    }
+    OrderStatus "order status" {
+        Processing = 0, PartiallyAllocated = 1, Exception = 2, OnHold = 3, Shipped = 4,
+        Completed = 5, Cancelled = 6, Rejected = 7,
+    }
+    ExceptionReason "exception reason" {
+        InsufficientAtAssignedFc = 0, SplitNotAllowed = 1, InsufficientNetworkInventory = 2,
+        PreemptedByFifo = 3, InventoryShortage = 4,
+    }
+    Acknowledgement "acknowledgement" {
+        None = 0, Acknowledged = 1, CancelledUnknownSku = 2, CancelledNoInventory = 3,
+        RejectedNoInventory = 4,
+    }
+    EventKind "event kind" {
+        Allocated = 0, Exception = 1, Preempted = 2, Held = 3, Released = 4, Cancelled = 5,
+        Shipped = 6, TrackingStatusChanged = 7, Completed = 8,
+    }
+}
 
 // ---------------------------------------------------------------- writing
 
@@ -69,6 +112,10 @@ impl Writer {
 
     pub fn bool(&mut self, value: bool) {
         self.u8(u8::from(value));
+    }
+
+    fn code(&mut self, value: impl Code) {
+        self.u8(value.code());
     }
 
     /// LEB128: seven bits per byte, low first, high bit set on all but the
@@ -147,15 +194,14 @@ impl Writer {
     }
 
     fn event(&mut self, event: &OrderEvent) {
-        let kind = EVENT_KINDS.iter().position(|&kind| kind == event.kind);
-        self.u8(kind.expect("every kind has a code") as u8);
+        self.code(event.kind);
         self.str(event.merchant_id.as_str());
         self.str(event.order_id.as_str());
-        self.u8(order_status_code(event.status));
+        self.code(event.status);
         self.option_str(event.tracking_number.as_deref());
         self.bool(event.tracking_status.is_some());
         if let Some(status) = event.tracking_status {
-            self.u8(tracking_status_code(status));
+            self.code(status);
         }
         self.bool(event.time.is_some());
         if let Some(time) = event.time {
@@ -167,11 +213,7 @@ impl Writer {
     pub fn merchant(&mut self, merchant: &Merchant) {
         self.str(merchant.merchant_id.as_str());
         self.bool(merchant.partial_shipments);
-        self.u8(match merchant.fifo_strategy {
-            FifoStrategy::None => 0,
-            FifoStrategy::Full => 1,
-            FifoStrategy::Partial => 2,
-        });
+        self.code(merchant.fifo_strategy);
         self.strings(merchant.fc_priority.iter().map(|fc| fc.as_str()));
         self.bool(merchant.auto_acknowledge);
         self.bool(merchant.accept_regardless_of_inventory);
@@ -195,7 +237,7 @@ impl Writer {
 
     pub fn order(&mut self, order: &Order) {
         self.order_request(&order.request);
-        self.u8(order_status_code(order.status));
+        self.code(order.status);
         self.len(order.allocations.len());
         for allocation in &order.allocations {
             self.str(allocation.fc.as_str());
@@ -206,9 +248,9 @@ impl Writer {
         for line in &order.exceptions {
             self.str(line.sku.as_str());
             self.quantity(line.quantity);
-            self.u8(exception_reason_code(line.reason));
+            self.code(line.reason);
         }
-        self.u8(acknowledgement_code(order.acknowledgement));
+        self.code(order.acknowledgement);
         self.bool(order.picked);
         // Field by field, so that a field added to `OrderExtras` is a
         // compile error here until it is encoded (the reader lists them too).
@@ -254,24 +296,15 @@ impl Writer {
             Some(false) => 1,
             Some(true) => 2,
         });
-        self.u8(match request.channel {
-            Channel::Direct => 0,
-            Channel::Marketplace => 1,
-        });
-        self.u8(match request.marketplace_status {
-            MarketplaceStatus::Ready => 0,
-            MarketplaceStatus::Created => 1,
-        });
+        self.code(request.channel);
+        self.code(request.marketplace_status);
         self.option_str(request.hold_reason.as_deref());
     }
 
     fn shipment(&mut self, shipment: &Shipment) {
         self.str(&shipment.tracking_number);
         self.str(&shipment.carrier);
-        self.u8(match shipment.label_source {
-            LabelSource::Service => 0,
-            LabelSource::Prepaid => 1,
-        });
+        self.code(shipment.label_source);
         self.str(shipment.fc.as_str());
         self.len(shipment.items.len());
         for item in &shipment.items {
@@ -281,53 +314,10 @@ impl Writer {
         self.timestamp(shipment.labelled_at);
         self.len(shipment.events.len());
         for event in &shipment.events {
-            self.u8(tracking_status_code(event.status));
+            self.code(event.status);
             self.timestamp(event.time);
             self.bool(event.misdelivery_confirmed);
         }
-    }
-}
-
-fn tracking_status_code(status: TrackingStatus) -> u8 {
-    match status {
-        TrackingStatus::Received => 0,
-        TrackingStatus::AtDepot => 1,
-        TrackingStatus::PickedUp => 2,
-        TrackingStatus::OutForDelivery => 3,
-        TrackingStatus::Delivered => 4,
-    }
-}
-
-fn order_status_code(status: OrderStatus) -> u8 {
-    match status {
-        OrderStatus::Processing => 0,
-        OrderStatus::PartiallyAllocated => 1,
-        OrderStatus::Exception => 2,
-        OrderStatus::OnHold => 3,
-        OrderStatus::Shipped => 4,
-        OrderStatus::Completed => 5,
-        OrderStatus::Cancelled => 6,
-        OrderStatus::Rejected => 7,
-    }
-}
-
-fn exception_reason_code(reason: ExceptionReason) -> u8 {
-    match reason {
-        ExceptionReason::InsufficientAtAssignedFc => 0,
-        ExceptionReason::SplitNotAllowed => 1,
-        ExceptionReason::InsufficientNetworkInventory => 2,
-        ExceptionReason::PreemptedByFifo => 3,
-        ExceptionReason::InventoryShortage => 4,
-    }
-}
-
-fn acknowledgement_code(acknowledgement: Acknowledgement) -> u8 {
-    match acknowledgement {
-        Acknowledgement::None => 0,
-        Acknowledgement::Acknowledged => 1,
-        Acknowledgement::CancelledUnknownSku => 2,
-        Acknowledgement::CancelledNoInventory => 3,
-        Acknowledgement::RejectedNoInventory => 4,
     }
 }
 
@@ -400,6 +390,14 @@ impl<'a> Reader<'a> {
 
     pub fn u8(&mut self) -> Decoded<u8> {
         Ok(self.take(1)?[0])
+    }
+
+    fn code<T: Code>(&mut self) -> Decoded<T> {
+        let code = self.u8()?;
+        match T::from_code(code) {
+            Some(value) => Ok(value),
+            None => self.error(format!("unknown {} {code}", T::WHAT)),
+        }
     }
 
     fn bool(&mut self) -> Decoded<bool> {
@@ -527,12 +525,7 @@ impl<'a> Reader<'a> {
         Ok(Merchant {
             merchant_id: self.merchant_id()?,
             partial_shipments: self.bool()?,
-            fifo_strategy: match self.u8()? {
-                0 => FifoStrategy::None,
-                1 => FifoStrategy::Full,
-                2 => FifoStrategy::Partial,
-                other => return self.error(format!("unknown FIFO strategy {other}")),
-            },
+            fifo_strategy: self.code()?,
             // Through `fc`: a full FC-id table is a decode error, not a panic.
             fc_priority: {
                 let len = self.len()?;
@@ -598,16 +591,8 @@ impl<'a> Reader<'a> {
             2 => Some(true),
             other => return self.error(format!("invalid partial-shipments flag {other}")),
         };
-        let channel = match self.u8()? {
-            0 => Channel::Direct,
-            1 => Channel::Marketplace,
-            other => return self.error(format!("unknown channel {other}")),
-        };
-        let marketplace_status = match self.u8()? {
-            0 => MarketplaceStatus::Ready,
-            1 => MarketplaceStatus::Created,
-            other => return self.error(format!("unknown marketplace status {other}")),
-        };
+        let channel = self.code()?;
+        let marketplace_status = self.code()?;
         Ok(OrderRequest {
             merchant_id,
             order_id,
@@ -622,18 +607,14 @@ impl<'a> Reader<'a> {
     }
 
     fn event(&mut self, sequence: u64) -> Decoded<OrderEvent> {
-        let code = self.u8()?;
-        let Some(&kind) = EVENT_KINDS.get(usize::from(code)) else {
-            return self.error(format!("unknown event kind {code}"));
-        };
         Ok(OrderEvent {
-            kind,
+            kind: self.code()?,
             merchant_id: MerchantId::new(self.str()?),
             order_id: OrderId::new(self.str()?),
-            status: self.order_status()?,
+            status: self.code()?,
             tracking_number: self.option_str()?,
             tracking_status: if self.bool()? {
-                Some(self.tracking_status()?)
+                Some(self.code()?)
             } else {
                 None
             },
@@ -647,34 +628,9 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn order_status(&mut self) -> Decoded<OrderStatus> {
-        Ok(match self.u8()? {
-            0 => OrderStatus::Processing,
-            1 => OrderStatus::PartiallyAllocated,
-            2 => OrderStatus::Exception,
-            3 => OrderStatus::OnHold,
-            4 => OrderStatus::Shipped,
-            5 => OrderStatus::Completed,
-            6 => OrderStatus::Cancelled,
-            7 => OrderStatus::Rejected,
-            other => return self.error(format!("unknown order status {other}")),
-        })
-    }
-
-    fn tracking_status(&mut self) -> Decoded<TrackingStatus> {
-        Ok(match self.u8()? {
-            0 => TrackingStatus::Received,
-            1 => TrackingStatus::AtDepot,
-            2 => TrackingStatus::PickedUp,
-            3 => TrackingStatus::OutForDelivery,
-            4 => TrackingStatus::Delivered,
-            other => return self.error(format!("unknown tracking status {other}")),
-        })
-    }
-
     pub fn order(&mut self) -> Decoded<Order> {
         let request = self.order_request()?;
-        let status = self.order_status()?;
+        let status = self.code()?;
         let allocation_count = self.len()?;
         let allocations = (0..allocation_count)
             .map(|_| {
@@ -690,28 +646,14 @@ impl<'a> Reader<'a> {
         for _ in 0..exception_count {
             let sku = Sku::new(self.str()?);
             let quantity = self.quantity()?;
-            let reason = match self.u8()? {
-                0 => ExceptionReason::InsufficientAtAssignedFc,
-                1 => ExceptionReason::SplitNotAllowed,
-                2 => ExceptionReason::InsufficientNetworkInventory,
-                3 => ExceptionReason::PreemptedByFifo,
-                4 => ExceptionReason::InventoryShortage,
-                other => return self.error(format!("unknown exception reason {other}")),
-            };
+            let reason = self.code()?;
             exceptions.push(ExceptionLine {
                 sku,
                 quantity,
                 reason,
             });
         }
-        let acknowledgement = match self.u8()? {
-            0 => Acknowledgement::None,
-            1 => Acknowledgement::Acknowledged,
-            2 => Acknowledgement::CancelledUnknownSku,
-            3 => Acknowledgement::CancelledNoInventory,
-            4 => Acknowledgement::RejectedNoInventory,
-            other => return self.error(format!("unknown acknowledgement {other}")),
-        };
+        let acknowledgement = self.code()?;
         let picked = self.bool()?;
         let hold_reason = self.option_str()?;
         let shipment_count = self.len()?;
@@ -752,11 +694,7 @@ impl<'a> Reader<'a> {
     fn shipment(&mut self) -> Decoded<Shipment> {
         let tracking_number = self.str()?.to_string();
         let carrier = self.str()?.to_string();
-        let label_source = match self.u8()? {
-            0 => LabelSource::Service,
-            1 => LabelSource::Prepaid,
-            other => return self.error(format!("unknown label source {other}")),
-        };
+        let label_source = self.code()?;
         let fc = self.fc()?;
         let item_count = self.len()?;
         let mut items = Vec::with_capacity(item_count);
@@ -771,7 +709,7 @@ impl<'a> Reader<'a> {
         let event_count = self.len()?;
         let mut events = Vec::with_capacity(event_count);
         for _ in 0..event_count {
-            let status = self.tracking_status()?;
+            let status = self.code()?;
             events.push(TrackingEvent {
                 status,
                 time: self.timestamp()?,
