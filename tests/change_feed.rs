@@ -265,12 +265,7 @@ async fn sequences_and_retained_events_survive_kill_9_and_a_clean_restart() {
     for _ in 0..2 {
         client.snapshot(SnapshotRequest {}).await.expect("snapshot");
     }
-    let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    server.terminate();
     let mut server = server;
     assert!(server.child.wait().unwrap().success());
     let server = Binary::start(&dir, &[]).await;

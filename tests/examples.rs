@@ -39,12 +39,7 @@ async fn the_rust_example_allocates_reads_back_and_sees_the_event() {
     })
     .await
     .unwrap();
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let printed = succeeded(&output);
     // 5 mugs: fc-east has 3, so fc-west (10) ships the whole order.
     assert!(printed.contains(": Processing"), "{printed}");
     assert!(printed.contains("5 x mug from fc-west"), "{printed}");
@@ -120,12 +115,7 @@ async fn the_python_example_allocates_reads_back_and_sees_the_event() {
     })
     .await
     .unwrap();
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let printed = succeeded(&output);
     // The script checks every answer itself; these make sure it got that far.
     assert!(printed.contains(": ORDER_STATUS_PROCESSING\n"), "{printed}");
     assert!(printed.contains(" from fc-west\n"), "{printed}");
@@ -316,6 +306,17 @@ async fn the_python_connector_resumes_after_being_killed() {
         command
     })
     .await;
+}
+
+/// What an example printed, once it exited 0 (else its output, in the panic).
+fn succeeded(output: &std::process::Output) -> String {
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    printed
 }
 
 /// A connector process, killed with SIGKILL when dropped (a failed

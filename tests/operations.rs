@@ -434,12 +434,7 @@ async fn sigterm_under_load_drains_exits_zero_and_keeps_every_acknowledged_chang
         }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    server.terminate();
     let exit = tokio::task::spawn_blocking(move || {
         let status = server.child.wait().unwrap();
         (status, server)

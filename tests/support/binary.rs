@@ -104,6 +104,16 @@ impl Binary {
         binary
     }
 
+    /// Send SIGTERM (drain, final snapshot, exit), as an orchestrator does.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(
+            sent.is_ok_and(|status| status.success()),
+            "kill -TERM {pid}"
+        );
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
     }
