@@ -245,6 +245,10 @@ async fn a_connector_resumes_after_being_killed(
 
     let connector = Running(command(&server.address, &state, &store).spawn().unwrap());
     let all = synced(&store, 5).await;
+    let newest = *all.values().flatten().max().unwrap();
+    // The connector records the sequence after the store has the update:
+    // the state file must reach the newest one.
+    saved_sequence(&state, newest).await;
     drop(connector);
     assert_eq!(all["o1"].len(), 3, "{all:?}");
     assert_eq!(all["o2"].len(), 2, "{all:?}");
@@ -259,15 +263,25 @@ async fn a_connector_resumes_after_being_killed(
             "{all:?}"
         );
     }
-    let saved: u64 = std::fs::read_to_string(&state)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(
-        saved >= *every.last().unwrap(),
-        "the state file has the last sequence"
-    );
+}
+
+/// Waits up to 30 s for the connector's state file to reach `wanted`.
+async fn saved_sequence(state: &Path, wanted: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let saved = std::fs::read_to_string(state)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0);
+        if saved >= wanted {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the state file says {saved}, not {wanted}, after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
