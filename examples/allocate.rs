@@ -63,6 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .allocate(AllocateRequest {
             order: Some(order),
             as_of: None,
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -263,6 +263,75 @@ impl Ledger {
     }
 }
 
+/// The stock a decision reads and changes: the ledger's locked stripes, or
+/// a private copy of some SKUs' records (a dry run, a simulation), so that
+/// the same decision code runs over either.
+pub trait Stock {
+    fn get(&self, key: &SkuKey) -> Option<&SkuRecord>;
+    fn get_mut(&mut self, key: &SkuKey) -> Option<&mut SkuRecord>;
+    /// The record of `key`, created empty (unknown, no stock) if missing.
+    fn entry(&mut self, key: &SkuKey) -> &mut SkuRecord;
+}
+
+/// Copies of some SKUs' records, changed by nobody else.
+#[derive(Clone, Debug, Default)]
+pub struct StockCopy {
+    records: std::collections::HashMap<SkuKey, SkuRecord, foldhash::fast::RandomState>,
+    /// Keys copied while the ledger had no record of them (unknown SKUs).
+    absent: std::collections::HashSet<SkuKey, foldhash::fast::RandomState>,
+}
+
+impl StockCopy {
+    /// Whether `key` was copied already (present in the ledger or not).
+    pub fn has(&self, key: &SkuKey) -> bool {
+        self.records.contains_key(key) || self.absent.contains(key)
+    }
+
+    /// Copy `key`'s record as `locked` holds it (its stripe locked).
+    pub fn copy_from(&mut self, locked: &Locked<'_>, key: &SkuKey) {
+        if self.has(key) {
+            return;
+        }
+        match locked.get(key) {
+            Some(record) => {
+                self.records.insert(key.clone(), record.clone());
+            }
+            None => {
+                self.absent.insert(key.clone());
+            }
+        }
+    }
+}
+
+impl Stock for StockCopy {
+    fn get(&self, key: &SkuKey) -> Option<&SkuRecord> {
+        self.records.get(key)
+    }
+
+    fn get_mut(&mut self, key: &SkuKey) -> Option<&mut SkuRecord> {
+        self.records.get_mut(key)
+    }
+
+    fn entry(&mut self, key: &SkuKey) -> &mut SkuRecord {
+        self.absent.remove(key);
+        self.records.entry(key.clone()).or_default()
+    }
+}
+
+impl Stock for Locked<'_> {
+    fn get(&self, key: &SkuKey) -> Option<&SkuRecord> {
+        Locked::get(self, key)
+    }
+
+    fn get_mut(&mut self, key: &SkuKey) -> Option<&mut SkuRecord> {
+        Locked::get_mut(self, key)
+    }
+
+    fn entry(&mut self, key: &SkuKey) -> &mut SkuRecord {
+        Locked::entry(self, key)
+    }
+}
+
 /// The stripes of a set of SKUs, locked. Dropping it unlocks them.
 pub struct Locked<'a> {
     ledger: &'a Ledger,

@@ -197,6 +197,43 @@ pub fn decide(matrix: &StockMatrix, rules: Rules) -> Plan {
     }
 }
 
+/// How one candidate FC stood in a decision: a by-product of the matrix the
+/// policy decided on, read only when someone asks why (RULES §11).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assessed {
+    /// Index into the matrix's FCs: its rank less one.
+    pub fc: usize,
+    pub chosen: bool,
+    pub can_fill_order: bool,
+    /// The lines it holds fewer units of than needed: (line, needed, available).
+    pub short: SmallVec<[(usize, u32, u32); 4]>,
+}
+
+/// Every candidate FC of `plan`, chosen ones first, then by rank; at most `limit`.
+pub fn assess(matrix: &StockMatrix, plan: &Plan, limit: usize) -> Vec<Assessed> {
+    let chosen = |fc: usize| {
+        plan.picks
+            .iter()
+            .any(|pick| pick.fc == fc && pick.quantity > 0)
+    };
+    let (mut picked, others): (Vec<usize>, Vec<usize>) =
+        (0..matrix.fc_count).partition(|&fc| chosen(fc));
+    picked.extend(others);
+    picked
+        .into_iter()
+        .take(limit)
+        .map(|fc| Assessed {
+            fc,
+            chosen: chosen(fc),
+            can_fill_order: matrix.fc_fills_order(fc),
+            short: (0..matrix.lines())
+                .filter(|&line| matrix.available(line, fc) < matrix.needs[line])
+                .map(|line| (line, matrix.needs[line], matrix.available(line, fc)))
+                .collect(),
+        })
+        .collect()
+}
+
 /// What a line can take: all it needs, or all the network has if less.
 fn take(network_total: u64, need: u32) -> u32 {
     u32::try_from(network_total).map_or(need, |total| total.min(need))
@@ -455,6 +492,31 @@ mod tests {
             ..ASSIGNED
         };
         assert!(decide(&short_one, rules).picks.is_empty());
+    }
+
+    #[test]
+    fn the_assessment_lists_chosen_fcs_first_with_their_shortfalls() {
+        // FC0 holds line 0 only, FC1 line 1 only, FC2 neither: a split over {0, 1}.
+        let m = matrix(&[2, 3], &[&[2, 0, 1], &[0, 3, 1]]);
+        let plan = decide(&m, PARTIAL);
+        let assessed = assess(&m, &plan, 16);
+        let fcs: Vec<(usize, bool, bool)> = assessed
+            .iter()
+            .map(|a| (a.fc, a.chosen, a.can_fill_order))
+            .collect();
+        assert_eq!(fcs, [(0, true, false), (1, true, false), (2, false, false)]);
+        let short: Vec<Vec<(usize, u32, u32)>> =
+            assessed.iter().map(|a| a.short.to_vec()).collect();
+        assert_eq!(
+            short,
+            [vec![(1, 3, 0)], vec![(0, 2, 0)], vec![(0, 2, 1), (1, 3, 1)]]
+        );
+        assert_eq!(assess(&m, &plan, 1).len(), 1, "bounded");
+        // A whole-order FC that ranks second is listed first.
+        let m = matrix(&[1], &[&[0, 1]]);
+        let assessed = assess(&m, &decide(&m, WHOLE), 16);
+        assert_eq!((assessed[0].fc, assessed[0].chosen), (1, true));
+        assert!(assessed[0].can_fill_order && assessed[0].short.is_empty());
     }
 
     #[test]

@@ -110,6 +110,8 @@ pub const METHODS: &[(&str, RpcType)] = &[
     ("GetShipment", RpcType::Unary),
     ("Reprocess", RpcType::Unary),
     ("FifoRelease", RpcType::Unary),
+    ("ExplainOrder", RpcType::Unary),
+    ("SimulateSettings", RpcType::Unary),
     ("WatchEvents", RpcType::ServerStream),
     ("Snapshot", RpcType::Unary),
 ];

@@ -94,6 +94,7 @@ async fn allocate(client: &mut Client, id: &str) {
         .allocate(AllocateRequest {
             order: Some(order(id, "mug")),
             as_of: None,
+            ..Default::default()
         })
         .await
         .expect("allocate");

@@ -73,7 +73,7 @@ async fn a_second_server_on_the_same_data_directory_exits_naming_the_first() {
     let mut client = AllocationServiceClient::connect(first.url()).await.unwrap();
     let request = AllocateRequest {
         order: Some(order(1)),
-        as_of: None,
+        ..Default::default()
     };
     client
         .allocate(request)
@@ -143,7 +143,7 @@ async fn a_full_disk_stops_acknowledgements_and_a_restart_after_freeing_space_se
     for id in 0..100_000 {
         let request = AllocateRequest {
             order: Some(order(id)),
-            as_of: None,
+            ..Default::default()
         };
         match client.allocate(request).await {
             Ok(_) => acknowledged.push(id),

@@ -165,18 +165,22 @@ async fn order_lifecycle_over_grpc() {
     // An identical retry returns the stored state; a different one is refused.
     assert_eq!(
         allocate(&mut client, order("m", "o1", &[("a", 2)])).await,
-        state
+        as_stored(&state)
     );
     let conflict = client
         .allocate(AllocateRequest {
             order: Some(order("m", "o1", &[("a", 1)])),
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(conflict.code(), Code::AlreadyExists);
 
-    assert_eq!(get_order(&mut client, "m", "o1").await.unwrap(), state);
+    assert_eq!(
+        get_order(&mut client, "m", "o1").await.unwrap(),
+        as_stored(&state)
+    );
     assert_eq!(
         get_order(&mut client, "m", "zz").await.unwrap_err().code(),
         Code::NotFound
@@ -366,6 +370,7 @@ async fn a_bad_order_in_a_batch_fails_alone() {
                 order("m", "good2", &[("a", 2)]),
             ],
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -38,6 +38,7 @@ async fn refused(client: &mut Client, order: Order, field: &str) {
         .allocate(AllocateRequest {
             order: Some(order),
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -159,6 +160,7 @@ async fn malformed_orders_are_refused_and_change_nothing() {
         .allocate(AllocateRequest {
             order: None,
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -172,6 +174,7 @@ async fn malformed_orders_are_refused_and_change_nothing() {
         .allocate(AllocateRequest {
             order: Some(o),
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -193,6 +196,7 @@ async fn oversized_or_empty_batches_are_refused_whole() {
         .allocate_batch(AllocateBatchRequest {
             orders,
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -204,6 +208,7 @@ async fn oversized_or_empty_batches_are_refused_whole() {
         .allocate_batch(AllocateBatchRequest {
             orders: vec![],
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -437,6 +442,7 @@ async fn undecodable_requests_get_invalid_argument_and_change_nothing() {
     let valid = prost::Message::encode_to_vec(&AllocateRequest {
         order: Some(order("m", "o", &[("a", 2)])),
         as_of: None,
+        ..Default::default()
     });
     // Every cut of a real request that breaks its framing, and bytes that
     // are no protobuf at all (a field of wire type 7 does not exist).
@@ -486,6 +492,7 @@ async fn a_message_over_the_size_limit_gets_resource_exhausted() {
         .allocate(AllocateRequest {
             order: Some(big),
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();

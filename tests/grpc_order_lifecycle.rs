@@ -457,7 +457,7 @@ async fn marketplace_orders_follow_the_acknowledgement_rules() {
                 marketplace_status: MarketplaceStatus::Created as i32,
                 ..marketplace("created", &[("stocked", 1)])
             }),
-            as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -569,6 +569,7 @@ async fn auto_split_returns_every_state_and_the_parent_lists_its_children() {
         .allocate(AllocateRequest {
             order: Some(order(M, "o", &[("soap", 1), ("ice", 2)])),
             as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -685,6 +686,7 @@ async fn a_slow_subscriber_is_cut_off_without_stalling_allocation() {
             client.allocate_batch(AllocateBatchRequest {
                 orders,
                 as_of: None,
+                ..Default::default()
             }),
         )
         .await

@@ -32,6 +32,7 @@ async fn allocate(
         .allocate(AllocateRequest {
             order: Some(order),
             as_of: None,
+            ..Default::default()
         })
         .await
         .map(|response| response.into_inner().orders.remove(0))
@@ -53,7 +54,7 @@ async fn a_fresh_server_exports_every_series_at_zero() {
     let all = series(&text);
     let named = |name: &str| -> Vec<&Series> { all.iter().filter(|s| s.name == name).collect() };
 
-    let (methods, codes) = (21, 17);
+    let (methods, codes) = (23, 17);
     for (name, count) in [
         ("grpc_server_handled_total", methods * codes),
         ("grpc_server_started_total", methods),
@@ -465,7 +466,7 @@ async fn sigterm_under_load_drains_exits_zero_and_keeps_every_acknowledged_chang
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(&now, state);
+        assert_eq!(now, in_process::as_stored(state));
     }
     drop(restarted);
     let _ = std::fs::remove_dir_all(&dir);
@@ -490,6 +491,7 @@ async fn excess_requests_are_shed_at_once_counted_and_the_server_stays_healthy()
             let request = AllocateBatchRequest {
                 orders,
                 as_of: None,
+                ..Default::default()
             };
             tokio::time::timeout(Duration::from_secs(60), client.allocate_batch(request))
                 .await

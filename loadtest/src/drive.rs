@@ -275,7 +275,10 @@ async fn allocate_once(
     if orders.len() == 1 {
         let order = orders.into_iter().next();
         return match client
-            .allocate(AllocateRequest { order, as_of: None })
+            .allocate(AllocateRequest {
+                order,
+                ..Default::default()
+            })
             .await
         {
             Ok(response) => Answer::States(response.into_inner().orders),
@@ -285,7 +288,7 @@ async fn allocate_once(
     match client
         .allocate_batch(AllocateBatchRequest {
             orders,
-            as_of: None,
+            ..Default::default()
         })
         .await
     {

@@ -1,15 +1,17 @@
 //! Importing an order and deciding where it ships from.
 
 use crate::error::{Error, Result};
-use crate::ledger::{Locked, SkuRecord};
+use crate::ledger::{Locked, SkuRecord, Stock, StockCopy};
 use crate::model::{
-    Acknowledgement, Allocation, Channel, ExceptionLine, FcId, MarketplaceStatus, Merchant, Order,
-    OrderRequest, OrderStatus, SkuKey, Timestamp,
+    Acknowledgement, Allocation, Channel, ExceptionLine, FcAssessment, FcId, LineShortfall,
+    MarketplaceStatus, Merchant, Order, OrderRequest, OrderStatus, SkuKey, Timestamp,
+    DECISION_FCS_MAX,
 };
 use crate::order_book::Inserted;
 use crate::policy::{self, Plan, Rules, StockMatrix};
 use smallvec::SmallVec;
 
+use super::lifecycle::unreserve_allocations;
 use super::Engine;
 
 /// What importing one order produced: the order, and its auto-split
@@ -18,6 +20,10 @@ use super::Engine;
 pub struct Imported {
     pub order: Order,
     pub children: Vec<Order>,
+    /// When asked for (`assess`): per order decided by this call, the order
+    /// first and then each child, the candidate FCs its decision weighed.
+    /// Empty otherwise, and for an order answered from what was stored.
+    pub considered: Vec<Vec<FcAssessment>>,
 }
 
 /// Why an order is being decided: a first import runs the marketplace and
@@ -33,7 +39,62 @@ impl Engine {
     /// Import one order and allocate it (RULES §4): the order itself and, when
     /// the merchant auto-splits it, each child. Re-sending an identical order
     /// returns the stored states and reserves nothing more.
-    pub fn allocate(&self, mut request: OrderRequest, now: Timestamp) -> Result<Imported> {
+    pub fn allocate(&self, request: OrderRequest, now: Timestamp) -> Result<Imported> {
+        self.allocate_assessed(request, now, false)
+    }
+
+    /// `allocate`, and with `assess` the candidate FCs of every decision
+    /// (`Imported::considered`).
+    pub fn allocate_assessed(
+        &self,
+        mut request: OrderRequest,
+        now: Timestamp,
+        assess: bool,
+    ) -> Result<Imported> {
+        let merchant = self.importing(&mut request)?;
+        if let Some(split) = self.split_plan(&request, &merchant)? {
+            return self.import_split(request, split, &merchant, now, assess);
+        }
+        let (order, considered) = self.import(Order::imported(request, now), &merchant, assess)?;
+        if order.extras().children.is_empty() {
+            Ok(Imported {
+                order,
+                children: Vec::new(),
+                considered: if assess { vec![considered] } else { Vec::new() },
+            })
+        } else {
+            // A retry of an order that was split when first imported.
+            Ok(self.with_children(order))
+        }
+    }
+
+    /// What `allocate` would answer for `request` now, with every decision's
+    /// candidate FCs, changing nothing (RULES §11): each part of the order
+    /// is decided on a private copy of its SKUs' stock, read under their
+    /// stripes' locks. An order already stored under this id does not matter.
+    pub fn dry_run(&self, mut request: OrderRequest, now: Timestamp) -> Result<Imported> {
+        let merchant = self.importing(&mut request)?;
+        let (parent, children) = match self.split_plan(&request, &merchant)? {
+            Some(split) => super::split::split_orders(request, split, now),
+            None => (Order::imported(request, now), Vec::new()),
+        };
+        let mut considered = Vec::with_capacity(1 + children.len());
+        let mut decide = |mut order: Order| {
+            considered.push(self.decide_privately(&mut order, &merchant));
+            order
+        };
+        let order = decide(parent);
+        let children = children.into_iter().map(&mut decide).collect();
+        Ok(Imported {
+            order,
+            children,
+            considered,
+        })
+    }
+
+    /// The checks and settings every import starts with: a marketplace
+    /// order must be past its fraud check; the merchant's settings.
+    fn importing(&self, request: &mut OrderRequest) -> Result<std::sync::Arc<Merchant>> {
         if request.channel == Channel::Marketplace
             && request.marketplace_status == MarketplaceStatus::Created
         {
@@ -45,26 +106,34 @@ impl Engine {
         let merchant = self.merchant(&request.merchant_id);
         // Share the merchant's id instead of keeping the request's copy.
         request.merchant_id = merchant.merchant_id.clone();
-        if let Some(split) = self.split_plan(&request, &merchant)? {
-            return self.import_split(request, split, &merchant, now);
+        Ok(merchant)
+    }
+
+    /// Decide a new order as `import` would, on a private copy of its
+    /// SKUs' stock read under their stripes' locks. Returns the candidate FCs.
+    fn decide_privately(&self, order: &mut Order, merchant: &Merchant) -> Vec<FcAssessment> {
+        let keys = sku_keys(&order.request);
+        let mut copy = StockCopy::default();
+        let locked = self.shared.ledger.lock(&keys);
+        for key in &keys {
+            copy.copy_from(&locked, key);
         }
-        let order = self.import(Order::imported(request, now), &merchant)?;
-        if order.extras().children.is_empty() {
-            Ok(Imported {
-                order,
-                children: Vec::new(),
-            })
-        } else {
-            // A retry of an order that was split when first imported.
-            Ok(self.with_children(order))
-        }
+        drop(locked);
+        decide_on_copy(&mut copy, order, merchant, Occasion::Import)
     }
 
     /// Insert a new order and decide it; or, if it exists, return it when it
-    /// was imported from the same request (a retry).
-    pub(super) fn import(&self, order: Order, merchant: &Merchant) -> Result<Order> {
+    /// was imported from the same request (a retry). With `assess`, also the
+    /// candidate FCs of the decision (none for a retry).
+    pub(super) fn import(
+        &self,
+        order: Order,
+        merchant: &Merchant,
+        assess: bool,
+    ) -> Result<(Order, Vec<FcAssessment>)> {
         match self.shared.orders.insert_locked(order) {
             Inserted::New(mut order) => {
+                let mut considered = Vec::new();
                 if order.request.lines.is_empty() {
                     // An auto-split parent whose every line went to children
                     // has nothing of its own to allocate.
@@ -72,15 +141,15 @@ impl Engine {
                     order.version += 1;
                     self.log_order(&order);
                 } else {
-                    self.decide(&mut order, merchant, Occasion::Import);
+                    considered = self.decide(&mut order, merchant, Occasion::Import, assess);
                 }
-                Ok(order.clone())
+                Ok((order.clone(), considered))
             }
             Inserted::Existing(existing, offered) => {
                 let existing = existing.lock();
                 let submitted = offered.submitted();
                 if existing.submitted() == submitted {
-                    Ok(existing.clone())
+                    Ok((existing.clone(), Vec::new()))
                 } else {
                     Err(Error::AlreadyExists(format!(
                         "order {} of merchant {} exists with different contents",
@@ -105,38 +174,71 @@ impl Engine {
 
     /// Decide an order that holds no reservations: hold it, refuse it, or
     /// allocate it. Its ledger stripes are locked for the whole decision.
-    pub(super) fn decide(&self, order: &mut Order, merchant: &Merchant, occasion: Occasion) {
+    /// With `assess`, returns the candidate FCs it weighed.
+    pub(super) fn decide(
+        &self,
+        order: &mut Order,
+        merchant: &Merchant,
+        occasion: Occasion,
+        assess: bool,
+    ) -> Vec<FcAssessment> {
         let mut keys = sku_keys(&order.request);
         let mut locked = self.shared.ledger.lock(&keys);
         share_stored_skus(&locked, &mut keys, &mut order.request);
-        decide_locked(&mut locked, order, merchant, &keys, occasion);
+        let considered = decide_locked(&mut locked, order, merchant, &keys, occasion, assess);
         order.version += 1;
         self.log_change(&locked, &keys, &[order]);
+        considered
     }
+}
+
+/// Decide `order` on `copy`, which holds its SKUs' stock (with whatever the
+/// order holds reserved in it): it gives back what it holds, as a
+/// reprocessing pass would, and is decided afresh. Returns the candidate FCs.
+pub(super) fn decide_on_copy(
+    copy: &mut StockCopy,
+    order: &mut Order,
+    merchant: &Merchant,
+    occasion: Occasion,
+) -> Vec<FcAssessment> {
+    let held = std::mem::take(&mut order.allocations);
+    unreserve_allocations(copy, &order.request.merchant_id, &held, false);
+    order.version += 1;
+    if order.request.lines.is_empty() {
+        // An auto-split parent whose every line went to children.
+        order.status = OrderStatus::Processing;
+        return Vec::new();
+    }
+    let keys = sku_keys(&order.request);
+    decide_locked(copy, order, merchant, &keys, occasion, true)
 }
 
 /// The ledger records of an order's lines, in line order (`None`: a SKU the
 /// ledger does not know). Inline for orders of up to eight lines.
 type LineRecords<'l> = SmallVec<[Option<&'l SkuRecord>; 8]>;
 
-fn line_records<'l>(locked: &'l Locked<'_>, keys: &[SkuKey]) -> LineRecords<'l> {
-    keys.iter().map(|key| locked.get(key)).collect()
+fn line_records<'l>(stock: &'l impl Stock, keys: &[SkuKey]) -> LineRecords<'l> {
+    keys.iter().map(|key| stock.get(key)).collect()
 }
 
-/// The decision itself, with the stripes of every line's SKU locked. Each
-/// line's record is looked up once, for every rule that reads it.
+/// The decision itself, with the stripes of every line's SKU locked (or
+/// over a private copy of their stock). Each line's record is looked up
+/// once, for every rule that reads it. With `assess`, returns the
+/// candidate FCs the policy weighed (none when no policy ran: a hold, a
+/// marketplace refusal).
 pub(super) fn decide_locked(
-    locked: &mut Locked<'_>,
+    stock: &mut impl Stock,
     order: &mut Order,
     merchant: &Merchant,
     keys: &[SkuKey],
     occasion: Occasion,
-) {
+    assess: bool,
+) -> Vec<FcAssessment> {
     debug_assert!(order.allocations.is_empty());
     order.exceptions.clear();
     order.set_hold_reason(None);
 
-    let records = line_records(locked, keys);
+    let records = line_records(stock, keys);
     let unknown = records
         .iter()
         .position(Option::is_none)
@@ -146,11 +248,11 @@ pub(super) fn decide_locked(
         match order.acknowledgement {
             Acknowledgement::CancelledUnknownSku | Acknowledgement::CancelledNoInventory => {
                 order.status = OrderStatus::Cancelled;
-                return;
+                return Vec::new();
             }
             Acknowledgement::RejectedNoInventory => {
                 order.status = OrderStatus::Rejected;
-                return;
+                return Vec::new();
             }
             Acknowledgement::Acknowledged | Acknowledgement::None => {}
         }
@@ -159,23 +261,24 @@ pub(super) fn decide_locked(
         if let Some(reason) = &order.request.hold_reason {
             order.status = OrderStatus::OnHold;
             order.set_hold_reason(Some(reason.clone()));
-            return;
+            return Vec::new();
         }
     }
     if let Some(key) = unknown {
         order.status = OrderStatus::OnHold;
         order.set_hold_reason(Some(format!("unknown SKU {}", key.sku())));
-        return;
+        return Vec::new();
     }
     let partial = order
         .request
         .partial_shipments
         .unwrap_or(merchant.partial_shipments);
     let rules = Rules::ordinary(partial, order.request.assigned_fc.is_some());
-    let (fcs, plan) = plan_allocation(&records, merchant, order, rules);
+    let (fcs, plan, considered) = plan_allocation(&records, merchant, order, rules, assess);
     // The records borrow the stripes, which reserving needs mutably.
     drop(records);
-    apply_plan(locked, order, keys, &fcs, &plan);
+    apply_plan(stock, order, keys, &fcs, &plan);
+    considered
 }
 
 /// An order's decision before it is taken again, to tell whether anything
@@ -262,23 +365,27 @@ fn acknowledge(
 /// picked units, record the shortfalls, set the status. The order must hold
 /// no reservations, and every key's stripe must be locked.
 pub(super) fn allocate_locked(
-    locked: &mut Locked<'_>,
+    stock: &mut impl Stock,
     merchant: &Merchant,
     order: &mut Order,
     keys: &[SkuKey],
     rules: Rules,
 ) {
-    let (fcs, plan) = plan_allocation(&line_records(locked, keys), merchant, order, rules);
-    apply_plan(locked, order, keys, &fcs, &plan);
+    let records = line_records(stock, keys);
+    let (fcs, plan, _) = plan_allocation(&records, merchant, order, rules, false);
+    drop(records);
+    apply_plan(stock, order, keys, &fcs, &plan);
 }
 
-/// The candidate FCs and the policy's plan over them.
+/// The candidate FCs and the policy's plan over them; with `assess`, how
+/// each candidate stood (read off the matrix the policy decided on).
 fn plan_allocation(
     records: &[Option<&SkuRecord>],
     merchant: &Merchant,
     order: &Order,
     rules: Rules,
-) -> (CandidateFcs, Plan) {
+    assess: bool,
+) -> (CandidateFcs, Plan, Vec<FcAssessment>) {
     let fcs = candidate_fcs(records, merchant, &order.request);
     // Units that already shipped are not allocated again.
     let needs = order
@@ -295,12 +402,34 @@ fn plan_allocation(
         }
     }
     let plan = policy::decide(&matrix, rules);
-    (fcs, plan)
+    let considered = if assess {
+        policy::assess(&matrix, &plan, DECISION_FCS_MAX)
+            .into_iter()
+            .map(|assessed| FcAssessment {
+                fc: fcs[assessed.fc],
+                chosen: assessed.chosen,
+                rank: assessed.fc as u32 + 1,
+                can_fill_order: assessed.can_fill_order,
+                short: assessed
+                    .short
+                    .iter()
+                    .map(|&(line, needed, available)| LineShortfall {
+                        sku: order.request.lines[line].sku.clone(),
+                        needed,
+                        available,
+                    })
+                    .collect(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (fcs, plan, considered)
 }
 
 /// Reserve what the plan picks and record what it cannot fill.
 fn apply_plan(
-    locked: &mut Locked<'_>,
+    stock: &mut impl Stock,
     order: &mut Order,
     keys: &[SkuKey],
     fcs: &[FcId],
@@ -312,7 +441,7 @@ fn apply_plan(
     for pick in plan.picks.iter().filter(|pick| pick.quantity > 0) {
         let fc = &fcs[pick.fc];
         let key = &keys[pick.line];
-        match locked.get_mut(key) {
+        match stock.get_mut(key) {
             Some(record) => record.reserve(fc, pick.quantity),
             None => unreachable!("the policy picked stock of a SKU with no record"),
         }

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::ledger::Locked;
+use crate::ledger::{Locked, Stock};
 use crate::model::{
     ExceptionReason, FcId, FifoStrategy, Merchant, MerchantId, Order, OrderId, OrderKey,
     OrderStatus, Sku, SkuKey,
@@ -87,7 +87,11 @@ impl Engine {
     /// merchant's SKUs when empty), directly or through other such orders.
     /// The closure matters: stock of one SKU only helps an old order if the
     /// other SKUs it needs can move too.
-    fn lock_fifo_candidates(&self, merchant: &MerchantId, skus: &[Sku]) -> Vec<OrderGuard> {
+    pub(super) fn lock_fifo_candidates(
+        &self,
+        merchant: &MerchantId,
+        skus: &[Sku],
+    ) -> Vec<OrderGuard> {
         let movable = |order: &Order| {
             !order.picked
                 && matches!(
@@ -174,16 +178,17 @@ fn holds_every_unpicked_reservation(
 }
 
 /// Free every locked order's reservations, then decide them again oldest
-/// first with the merchant's FIFO rules.
-fn release_oldest_first(
-    locked: &mut Locked<'_>,
+/// first with the merchant's FIFO rules; over the locked stripes, or over a
+/// private copy of their stock (a simulation).
+pub(super) fn release_oldest_first<O: std::ops::DerefMut<Target = Order>>(
+    stock: &mut impl Stock,
     merchant: &Merchant,
-    orders: &mut [OrderGuard],
+    orders: &mut [O],
 ) -> FifoOutcome {
     let mut before = Vec::with_capacity(orders.len());
     for order in orders.iter_mut() {
         before.push(DecisionSnapshot::of(order));
-        unreserve_locked(locked, order);
+        unreserve_locked(stock, order);
     }
     let mut by_age: Vec<usize> = (0..orders.len()).collect();
     by_age.sort_by(|&a, &b| {
@@ -195,7 +200,7 @@ fn release_oldest_first(
         let order = &mut orders[index];
         let keys = sku_keys(&order.request);
         let rules = fifo_rules(merchant, order);
-        allocate_locked(locked, merchant, order, &keys, rules);
+        allocate_locked(stock, merchant, order, &keys, rules);
         let previous = &before[index];
         let units = order.allocated_units();
         if units < previous.units {

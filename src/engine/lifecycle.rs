@@ -1,7 +1,7 @@
 //! Moving one order through its life: hold, release, cancel, pick.
 
 use crate::error::{Error, Result};
-use crate::ledger::Locked;
+use crate::ledger::Stock;
 use crate::model::{
     Allocation, EventKind, MerchantId, Order, OrderEvent, OrderKey, OrderStatus, SkuKey,
 };
@@ -56,7 +56,7 @@ impl Engine {
         self.append(&[], |events| {
             events.push(OrderEvent::new(EventKind::Released, &order))
         });
-        self.decide(&mut order, &merchant, Occasion::Again);
+        self.decide(&mut order, &merchant, Occasion::Again, false);
         Ok(order.clone())
     }
 
@@ -126,9 +126,9 @@ impl Engine {
 }
 
 /// Give back every unit the order holds, with its stripes already locked.
-pub(super) fn unreserve_locked(locked: &mut Locked<'_>, order: &mut Order) {
+pub(super) fn unreserve_locked(stock: &mut impl Stock, order: &mut Order) {
     unreserve_allocations(
-        locked,
+        stock,
         &order.request.merchant_id,
         &order.allocations,
         order.picked,
@@ -140,14 +140,14 @@ pub(super) fn unreserve_locked(locked: &mut Locked<'_>, order: &mut Order) {
 /// Give back `allocations` of a merchant's order (picked units too, when
 /// `picked`), with their stripes already locked.
 pub(super) fn unreserve_allocations(
-    locked: &mut Locked<'_>,
+    stock: &mut impl Stock,
     merchant: &MerchantId,
     allocations: &[Allocation],
     picked: bool,
 ) {
     for allocation in allocations {
         let key = SkuKey::new(merchant, &allocation.sku);
-        locked
+        stock
             .entry(&key)
             .unreserve(&allocation.fc, allocation.quantity, picked);
     }

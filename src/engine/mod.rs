@@ -12,6 +12,7 @@
 mod allocate;
 mod changes;
 mod components;
+mod explain;
 mod fifo;
 mod inventory;
 mod lifecycle;
@@ -38,6 +39,7 @@ use crate::order_book::OrderBook;
 
 pub use allocate::Imported;
 pub use changes::{ChangeLog, Effect, EffectRef, EventSink};
+pub use explain::{Explanation, Simulation};
 pub use fifo::FifoOutcome;
 pub use inventory::{CountChange, InventoryChange, InventoryOutcome, InventoryView};
 pub use queries::{Audit, OrderPage, PageCursor};

@@ -25,8 +25,9 @@ use parking_lot::Mutex;
 use rayon::prelude::*;
 
 use crate::error::Result;
+use crate::ledger::Stock;
 use crate::model::{
-    FifoStrategy, Merchant, MerchantId, OrderId, OrderKey, OrderStatus, SkuKey, Timestamp,
+    FifoStrategy, Merchant, MerchantId, Order, OrderId, OrderKey, OrderStatus, SkuKey, Timestamp,
 };
 use crate::order_book::SharedOrder;
 
@@ -122,6 +123,36 @@ impl std::ops::Deref for Settings<'_> {
     }
 }
 
+/// Decide a waiting order again over `stock` (its stripes locked, or a
+/// private copy): it gives back what it holds and is allocated afresh.
+/// Its version moves, and `true` is returned, only if the decision changed.
+pub(super) fn redecide(
+    stock: &mut impl Stock,
+    order: &mut Order,
+    merchant: &Merchant,
+    keys: &[SkuKey],
+) -> bool {
+    // Taken, not cloned: the pass compares them after, and this is its
+    // inner loop.
+    let before_status = order.status;
+    let before_allocations = std::mem::take(&mut order.allocations);
+    let before_exceptions = std::mem::take(&mut order.exceptions);
+    unreserve_allocations(
+        stock,
+        &order.request.merchant_id,
+        &before_allocations,
+        false,
+    );
+    decide_locked(stock, order, merchant, keys, Occasion::Again, false);
+    let changed = order.status != before_status
+        || order.allocations != before_allocations
+        || order.exceptions != before_exceptions;
+    if changed {
+        order.version += 1;
+    }
+    changed
+}
+
 /// Every merchant's settings, as they were when the pass began.
 type SettingsTable = FastMap<MerchantId, Arc<Merchant>>;
 
@@ -147,22 +178,8 @@ impl Engine {
         if !order.status.awaits_stock() || order.picked {
             return order.status;
         }
-        let before_status = order.status;
-        let before_allocations = std::mem::take(&mut order.allocations);
-        let before_exceptions = std::mem::take(&mut order.exceptions);
         let mut locked = self.shared.ledger.lock(keys);
-        unreserve_allocations(
-            &mut locked,
-            &order.request.merchant_id,
-            &before_allocations,
-            false,
-        );
-        decide_locked(&mut locked, &mut order, merchant, keys, Occasion::Again);
-        if order.status != before_status
-            || order.allocations != before_allocations
-            || order.exceptions != before_exceptions
-        {
-            order.version += 1;
+        if redecide(&mut locked, &mut order, merchant, keys) {
             self.log_change(&locked, keys, &[&order]);
         }
         order.status

@@ -81,42 +81,71 @@ impl Engine {
         plan: SplitPlan,
         merchant: &Merchant,
         now: Timestamp,
+        assess: bool,
     ) -> Result<Imported> {
-        let child_ids: Vec<OrderId> = plan
-            .children
-            .iter()
-            .map(|(tag, _)| child_id(&request.order_id, tag))
-            .collect();
         if self.shared.orders.get(&request.key()).is_some() {
             // A retry: answer from what is stored, however the tags changed since.
-            let order = self.import(Order::imported(request, now), merchant)?;
+            let (order, _) = self.import(Order::imported(request, now), merchant, false)?;
             return Ok(self.with_children(order));
         }
+        let (parent, children) = split_orders(request, plan, now);
         // An order imported directly under a child's id would be mistaken
         // for the child; refuse before storing anything.
-        if let Some(taken) = child_ids.iter().find(|id| {
-            let key = OrderKey::new(&request.merchant_id, id);
-            self.shared.orders.get(&key).is_some()
-        }) {
+        if let Some(taken) = children
+            .iter()
+            .find(|child| self.shared.orders.get(&child.key()).is_some())
+        {
             return Err(Error::AlreadyExists(format!(
-                "order {taken} of merchant {} exists, so order {} cannot be split into it",
-                request.merchant_id, request.order_id
+                "order {} of merchant {} exists, so order {} cannot be split into it",
+                taken.request.order_id, parent.request.merchant_id, parent.request.order_id
             )));
         }
+        let mut considered = Vec::new();
+        let mut import = |order: Order| -> Result<Order> {
+            let (order, assessed) = self.import(order, merchant, assess)?;
+            if assess {
+                considered.push(assessed);
+            }
+            Ok(order)
+        };
+        let order = import(parent)?;
+        let children = children
+            .into_iter()
+            .map(&mut import)
+            .collect::<Result<_>>()?;
+        Ok(Imported {
+            order,
+            children,
+            considered,
+        })
+    }
+}
 
-        let mut parent = Order::imported(
-            OrderRequest {
-                lines: plan.own,
-                ..request.clone()
-            },
-            now,
-        );
-        parent.extras_mut().children = child_ids.clone();
-        parent.extras_mut().submitted = Some(Box::new(request.clone()));
-        let parent = self.import(parent, merchant)?;
-
-        let mut children = Vec::with_capacity(child_ids.len());
-        for ((_, lines), id) in plan.children.into_iter().zip(child_ids) {
+/// The orders a split makes, before their first decision: the parent with
+/// its own lines (and the request as submitted), then each child.
+pub(super) fn split_orders(
+    request: OrderRequest,
+    plan: SplitPlan,
+    now: Timestamp,
+) -> (Order, Vec<Order>) {
+    let child_ids: Vec<OrderId> = plan
+        .children
+        .iter()
+        .map(|(tag, _)| child_id(&request.order_id, tag))
+        .collect();
+    let mut parent = Order::imported(
+        OrderRequest {
+            lines: plan.own,
+            ..request.clone()
+        },
+        now,
+    );
+    parent.extras_mut().children = child_ids.clone();
+    let children = plan
+        .children
+        .into_iter()
+        .zip(child_ids)
+        .map(|((_, lines), id)| {
             let mut child = Order::imported(
                 OrderRequest {
                     order_id: id,
@@ -126,13 +155,11 @@ impl Engine {
                 now,
             );
             child.extras_mut().parent = Some(request.order_id.clone());
-            children.push(self.import(child, merchant)?);
-        }
-        Ok(Imported {
-            order: parent,
-            children,
+            child
         })
-    }
+        .collect();
+    parent.extras_mut().submitted = Some(Box::new(request));
+    (parent, children)
 }
 
 impl Engine {
@@ -150,7 +177,11 @@ impl Engine {
                     .map(|child| child.lock().clone())
             })
             .collect();
-        Imported { order, children }
+        Imported {
+            order,
+            children,
+            considered: Vec::new(),
+        }
     }
 }
 

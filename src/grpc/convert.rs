@@ -15,12 +15,12 @@ use crate::model::limits::{
     ORDER_LINES_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, TEXT_BYTES_MAX, UNITS_MAX,
 };
 use crate::model::{
-    Acknowledgement, Allocation, Channel, ExceptionReason, FcId, FifoStrategy, MarketplaceStatus,
-    Merchant, MerchantId, Order, OrderExtras, OrderId, OrderKey, OrderLine, OrderRequest,
-    OrderStatus, Sku, Timestamp,
+    Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, FcAssessment, FcId,
+    FifoStrategy, MarketplaceStatus, Merchant, MerchantId, Order, OrderExtras, OrderId, OrderKey,
+    OrderLine, OrderRequest, OrderStatus, Sku, Timestamp,
 };
 
-use super::{proto, shipping};
+use super::{decision, proto, shipping};
 
 /// Collects every violation of a request, so the caller learns of all of
 /// them at once.
@@ -274,6 +274,47 @@ pub fn order_request(order: proto::Order, prefix: &dyn Display) -> Result<OrderR
 }
 
 /// Check the size of a batch before converting its orders one by one.
+/// An allocation answer's view (RULES §15).
+pub fn order_view(value: i32) -> Result<proto::OrderView> {
+    let mut v = Violations::default();
+    let view = v.enumeration("view", value);
+    v.finish(view.unwrap_or_default())
+}
+
+/// `SimulateSettings`: the proposed settings (validated as `UpsertMerchant`
+/// validates them, violations named under `merchant.`) and how many
+/// resulting orders to answer.
+pub fn simulate_settings(
+    request: proto::SimulateSettingsRequest,
+) -> Result<(Merchant, Timestamp, usize)> {
+    let proto::SimulateSettingsRequest {
+        merchant,
+        as_of,
+        orders_max,
+    } = request;
+    let as_of = self::as_of(as_of)?;
+    let Some(proposed) = merchant else {
+        return Err(Error::invalid("merchant", "is required"));
+    };
+    let proposed = self::merchant(proposed).map_err(|error| match error {
+        Error::InvalidArgument(violations) => Error::InvalidArgument(
+            violations
+                .into_iter()
+                .map(|v| FieldViolation::new(format!("merchant.{}", v.field), v.description))
+                .collect(),
+        ),
+        other => other,
+    })?;
+    let max = super::decision::SIMULATION_ORDERS_MAX;
+    if orders_max > max {
+        return Err(Error::invalid(
+            "orders_max",
+            format!("must be at most {max}, got {orders_max}"),
+        ));
+    }
+    Ok((proposed, as_of, orders_max as usize))
+}
+
 pub fn batch_size(orders: usize) -> Result<()> {
     let mut v = Violations::default();
     v.non_empty("orders", orders);
@@ -591,17 +632,17 @@ pub fn inventory_view_to_proto(view: &InventoryView) -> proto::InventoryView {
     proto::InventoryView {
         sku: view.sku.to_string(),
         merchant_id: view.merchant.to_string(),
-        fcs: view
-            .fcs
-            .iter()
-            .map(|row| proto::FcStock {
-                fc_id: row.fc.to_string(),
-                on_hand: row.on_hand.into(),
-                reserved: row.reserved.into(),
-                available: row.available().into(),
-                picked: row.picked.into(),
-            })
-            .collect(),
+        fcs: view.fcs.iter().map(fc_stock_to_proto).collect(),
+    }
+}
+
+pub fn fc_stock_to_proto(row: &crate::ledger::FcStock) -> proto::FcStock {
+    proto::FcStock {
+        fc_id: row.fc.to_string(),
+        on_hand: row.on_hand.into(),
+        reserved: row.reserved.into(),
+        available: row.available().into(),
+        picked: row.picked.into(),
     }
 }
 
@@ -657,8 +698,68 @@ fn acknowledgement_to_proto(acknowledgement: Acknowledgement) -> proto::Acknowle
 }
 
 /// An order's state as it reads at `as_of` (a shipped order may read
-/// completed; its shipments' tracking may have expired).
+/// completed; its shipments' tracking may have expired), with the rule
+/// behind it.
 pub fn order_to_proto(order: &Order, as_of: Timestamp) -> proto::OrderState {
+    let mut state = full_order_to_proto(order, as_of);
+    state.decision = decision::decision_to_proto(order, &[]);
+    state
+}
+
+/// The answer for an order just decided, in the view the caller asked for:
+/// the full state with every candidate FC the decision weighed, or the
+/// lean decision view (RULES §15).
+pub fn decided_to_proto(
+    order: &Order,
+    considered: &[FcAssessment],
+    as_of: Timestamp,
+    view: proto::OrderView,
+) -> proto::OrderState {
+    match view {
+        proto::OrderView::Full => {
+            let mut state = full_order_to_proto(order, as_of);
+            state.decision = decision::decision_to_proto(order, considered);
+            state
+        }
+        proto::OrderView::Decision => proto::OrderState {
+            merchant_id: order.request.merchant_id.to_string(),
+            order_id: order.request.order_id.to_string(),
+            status: order_status_to_proto(order.status_at(as_of)) as i32,
+            allocations: order.allocations.iter().map(allocation_to_proto).collect(),
+            exceptions: order
+                .exceptions
+                .iter()
+                .map(exception_line_to_proto)
+                .collect(),
+            acknowledgement: acknowledgement_to_proto(order.acknowledgement) as i32,
+            version: order.version,
+            child_order_ids: order
+                .extras()
+                .children
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            parent_order_id: order
+                .extras()
+                .parent
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            decision: decision::decision_to_proto(order, &[]),
+            ..Default::default()
+        },
+    }
+}
+
+fn exception_line_to_proto(line: &ExceptionLine) -> proto::ExceptionLine {
+    proto::ExceptionLine {
+        sku: line.sku.to_string(),
+        quantity: line.quantity,
+        reason: exception_reason_to_proto(line.reason) as i32,
+    }
+}
+
+fn full_order_to_proto(order: &Order, as_of: Timestamp) -> proto::OrderState {
     // Field by field, so that a field added to `OrderExtras` is a compile
     // error here until decided (`..` stands for `Order`'s private extras).
     let Order {
@@ -685,14 +786,7 @@ pub fn order_to_proto(order: &Order, as_of: Timestamp) -> proto::OrderState {
         order_id: request.order_id.to_string(),
         status: order_status_to_proto(order.status_at(as_of)) as i32,
         allocations: allocations.iter().map(allocation_to_proto).collect(),
-        exceptions: exceptions
-            .iter()
-            .map(|e| proto::ExceptionLine {
-                sku: e.sku.to_string(),
-                quantity: e.quantity,
-                reason: exception_reason_to_proto(e.reason) as i32,
-            })
-            .collect(),
+        exceptions: exceptions.iter().map(exception_line_to_proto).collect(),
         acknowledgement: acknowledgement_to_proto(*acknowledgement) as i32,
         parent_order_id: parent.as_ref().map(ToString::to_string).unwrap_or_default(),
         picked: *picked,
@@ -711,6 +805,7 @@ pub fn order_to_proto(order: &Order, as_of: Timestamp) -> proto::OrderState {
                 quantity: line.quantity,
             })
             .collect(),
+        decision: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod convert;
+mod decision;
 pub mod feed;
 pub mod service;
 pub mod shipping;

@@ -16,7 +16,7 @@ use super::feed::EventFeed;
 use super::proto::allocation_service_server::AllocationService;
 use super::proto::*;
 use super::status::to_rpc_status;
-use super::{convert, shipping};
+use super::{convert, decision, shipping};
 
 pub struct Service {
     engine: Engine,
@@ -186,21 +186,24 @@ impl AllocationService for Service {
         request: Request<AllocateRequest>,
     ) -> Result<Response<AllocateResponse>, Status> {
         metered("Allocate", async move {
-            let AllocateRequest { order, as_of } = request.into_inner();
+            let AllocateRequest {
+                order,
+                as_of,
+                dry_run,
+                view,
+            } = request.into_inner();
             let now = convert::as_of(as_of)?;
+            let view = convert::order_view(view)?;
             let Some(order) = order else {
                 return Err(Error::invalid("order", "is required").into());
             };
             let request = convert::order_request(order, &"order")?;
-            let imported = self.engine.allocate(request, now)?;
-            self.durable().await?;
-            let orders = std::iter::once(&imported.order)
-                .chain(&imported.children)
-                .map(|order| {
-                    Telemetry::get().outcome(order.status);
-                    convert::order_to_proto(order, now)
-                })
-                .collect();
+            let imported = allocate_one(&self.engine, request, now, dry_run, view)?;
+            if !dry_run {
+                self.durable().await?;
+            }
+            let mut orders = vec![answer(&imported, 0, now, view)];
+            orders.extend((1..=imported.children.len()).map(|i| answer(&imported, i, now, view)));
             Ok(Response::new(AllocateResponse { orders }))
         })
         .await
@@ -211,8 +214,14 @@ impl AllocationService for Service {
         request: Request<AllocateBatchRequest>,
     ) -> Result<Response<AllocateBatchResponse>, Status> {
         metered("AllocateBatch", async move {
-            let AllocateBatchRequest { orders, as_of } = request.into_inner();
+            let AllocateBatchRequest {
+                orders,
+                as_of,
+                dry_run,
+                view,
+            } = request.into_inner();
             let now = convert::as_of(as_of)?;
+            let view = convert::order_view(view)?;
             convert::batch_size(orders.len())?;
             let results = self
                 .blocking(move |engine| {
@@ -222,20 +231,18 @@ impl AllocationService for Service {
                         .map(|(i, order)| {
                             let outcome =
                                 convert::order_request(order, &format_args!("orders[{i}]"))
-                                    .and_then(|request| engine.allocate(request, now));
+                                    .and_then(|request| {
+                                        allocate_one(&engine, request, now, dry_run, view)
+                                    });
                             match outcome {
-                                Ok(imported) => {
-                                    let state = |order: &crate::model::Order| {
-                                        Telemetry::get().outcome(order.status);
-                                        convert::order_to_proto(order, now)
-                                    };
-                                    AllocateResult {
-                                        outcome: Some(allocate_result::Outcome::State(state(
-                                            &imported.order,
-                                        ))),
-                                        children: imported.children.iter().map(state).collect(),
-                                    }
-                                }
+                                Ok(imported) => AllocateResult {
+                                    outcome: Some(allocate_result::Outcome::State(answer(
+                                        &imported, 0, now, view,
+                                    ))),
+                                    children: (1..=imported.children.len())
+                                        .map(|i| answer(&imported, i, now, view))
+                                        .collect(),
+                                },
                                 Err(error) => AllocateResult {
                                     outcome: Some(allocate_result::Outcome::Error(to_rpc_status(
                                         &error.into(),
@@ -248,7 +255,9 @@ impl AllocationService for Service {
                     Ok(results)
                 })
                 .await?;
-            self.durable().await?;
+            if !dry_run {
+                self.durable().await?;
+            }
             Ok(Response::new(AllocateBatchResponse { results }))
         })
         .await
@@ -464,6 +473,44 @@ impl AllocationService for Service {
         .await
     }
 
+    async fn explain_order(
+        &self,
+        request: Request<ExplainOrderRequest>,
+    ) -> Result<Response<Explanation>, Status> {
+        metered("ExplainOrder", async move {
+            let ExplainOrderRequest {
+                merchant_id,
+                order_id,
+                as_of,
+            } = request.into_inner();
+            let key = convert::order_key(&merchant_id, &order_id)?;
+            let as_of = convert::as_of(as_of)?;
+            let explanation = self.engine.explain_order(&key)?;
+            Ok(Response::new(decision::explanation_to_proto(
+                &explanation,
+                as_of,
+            )))
+        })
+        .await
+    }
+
+    async fn simulate_settings(
+        &self,
+        request: Request<SimulateSettingsRequest>,
+    ) -> Result<Response<SimulationResult>, Status> {
+        metered("SimulateSettings", async move {
+            let (proposed, as_of, orders_max) = convert::simulate_settings(request.into_inner())?;
+            let simulation = self
+                .blocking(move |engine| Ok(engine.simulate_settings(&proposed, orders_max)))
+                .await?;
+            Ok(Response::new(decision::simulation_to_proto(
+                &simulation,
+                as_of,
+            )))
+        })
+        .await
+    }
+
     type WatchEventsStream = MeteredStream<EventStream>;
 
     async fn watch_events(
@@ -518,6 +565,43 @@ impl AllocationService for Service {
         })
         .await
     }
+}
+
+/// Allocate one order, or with `dry_run` answer what it would get; the
+/// full view asks for the candidate FCs of each decision.
+fn allocate_one(
+    engine: &Engine,
+    request: crate::model::OrderRequest,
+    now: crate::model::Timestamp,
+    dry_run: bool,
+    view: OrderView,
+) -> Result<crate::engine::Imported, Error> {
+    if dry_run {
+        return engine.dry_run(request, now);
+    }
+    let imported = engine.allocate_assessed(request, now, view == OrderView::Full)?;
+    for order in std::iter::once(&imported.order).chain(&imported.children) {
+        Telemetry::get().outcome(order.status);
+    }
+    Ok(imported)
+}
+
+/// The answer for order `index` of an import: 0 the order, then each child.
+fn answer(
+    imported: &crate::engine::Imported,
+    index: usize,
+    now: crate::model::Timestamp,
+    view: OrderView,
+) -> OrderState {
+    let order = match index {
+        0 => &imported.order,
+        i => &imported.children[i - 1],
+    };
+    let considered = imported
+        .considered
+        .get(index)
+        .map_or(&[][..], Vec::as_slice);
+    convert::decided_to_proto(order, considered, now, view)
 }
 
 fn inventory_response(outcome: crate::engine::InventoryOutcome) -> InventoryResponse {

@@ -2,6 +2,7 @@
 //! (see `grpc::convert`), so nothing here re-checks lengths or ranges.
 
 pub mod calendar;
+mod decision;
 mod event;
 mod fc_id;
 mod ids;
@@ -10,6 +11,9 @@ mod order;
 mod shipment;
 mod time;
 
+pub use decision::{
+    summary, Decision, DecisionRule, FcAssessment, LineShortfall, DECISION_FCS_MAX,
+};
 pub use event::{EventKind, OrderEvent};
 pub use fc_id::{FcId, TooManyFcs, FC_IDS_MAX};
 pub use ids::{MerchantId, OrderId, OrderKey, Sku, SkuKey};

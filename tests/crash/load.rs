@@ -191,6 +191,7 @@ impl Client {
         let request = AllocateRequest {
             order: Some(order.clone()),
             as_of: None,
+            ..Default::default()
         };
         match self.grpc.allocate(request).await {
             Ok(response) => {
@@ -222,6 +223,7 @@ impl Client {
         let request = AllocateBatchRequest {
             orders: batch.clone(),
             as_of: None,
+            ..Default::default()
         };
         let results = match self.grpc.allocate_batch(request).await {
             Ok(response) => response.into_inner().results,
@@ -261,6 +263,7 @@ impl Client {
         let request = AllocateRequest {
             order: Some(order),
             as_of: None,
+            ..Default::default()
         };
         match self.grpc.allocate(request).await {
             Ok(response) => {

@@ -103,11 +103,22 @@ pub async fn allocate(client: &mut Client, order: proto::Order) -> proto::OrderS
         .allocate(proto::AllocateRequest {
             order: Some(order),
             as_of: None,
+            ..Default::default()
         })
         .await
         .expect("allocate")
         .into_inner();
     response.orders.remove(0)
+}
+
+/// A state as a later read answers it: the candidate FCs of a decision
+/// come only with the answer of the call that decided.
+pub fn as_stored(state: &proto::OrderState) -> proto::OrderState {
+    let mut state = state.clone();
+    if let Some(decision) = &mut state.decision {
+        decision.fcs.clear();
+    }
+    state
 }
 
 pub async fn get_order(

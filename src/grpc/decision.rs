@@ -1,0 +1,95 @@
+//! Decisions, explanations and simulations to protobuf (RULES §11).
+
+use crate::engine::{Explanation, Simulation};
+use crate::model::{self, DecisionRule, FcAssessment, Order, Timestamp};
+
+use super::convert::{decided_to_proto, fc_stock_to_proto, order_to_proto};
+use super::proto;
+
+/// Most resulting orders one `SimulateSettings` answer carries.
+pub const SIMULATION_ORDERS_MAX: u32 = 1_000;
+
+/// The rule behind `order`'s state, with `considered` (the candidate FCs
+/// of the decision that placed it, when the caller has them) and a line
+/// for people. `None` for orders no rule placed where they are.
+pub fn decision_to_proto(order: &Order, considered: &[FcAssessment]) -> Option<proto::Decision> {
+    let rule = DecisionRule::of(order)?;
+    Some(proto::Decision {
+        rule: rule_to_proto(rule) as i32,
+        strategy: proto::RoutingStrategy::Ranked as i32,
+        fcs: considered.iter().map(assessment_to_proto).collect(),
+        summary: model::summary(rule, order),
+    })
+}
+
+fn assessment_to_proto(assessed: &FcAssessment) -> proto::FcAssessment {
+    proto::FcAssessment {
+        fc_id: assessed.fc.to_string(),
+        chosen: assessed.chosen,
+        rank: assessed.rank,
+        can_fill_order: assessed.can_fill_order,
+        short: assessed
+            .short
+            .iter()
+            .map(|line| proto::LineShortfall {
+                sku: line.sku.to_string(),
+                needed: line.needed,
+                available: line.available.into(),
+            })
+            .collect(),
+    }
+}
+
+fn rule_to_proto(rule: DecisionRule) -> proto::DecisionRule {
+    use proto::DecisionRule as P;
+    match rule {
+        DecisionRule::SingleFc => P::SingleFc,
+        DecisionRule::AssignedFc => P::AssignedFc,
+        DecisionRule::SplitFewestFcs => P::SplitFewestFcs,
+        DecisionRule::Partial => P::Partial,
+        DecisionRule::SplitNotAllowed => P::SplitNotAllowed,
+        DecisionRule::InsufficientNetwork => P::InsufficientNetwork,
+        DecisionRule::InsufficientAtAssignedFc => P::InsufficientAtAssignedFc,
+        DecisionRule::OnHold => P::OnHold,
+        DecisionRule::MarketplaceCancelled => P::MarketplaceCancelled,
+        DecisionRule::MarketplaceRejected => P::MarketplaceRejected,
+        DecisionRule::Fifo => P::Fifo,
+        DecisionRule::InventoryShortage => P::InventoryShortage,
+        DecisionRule::SplitIntoChildren => P::SplitIntoChildren,
+    }
+}
+
+pub fn explanation_to_proto(explanation: &Explanation, as_of: Timestamp) -> proto::Explanation {
+    proto::Explanation {
+        order: Some(order_to_proto(&explanation.order, as_of)),
+        now: explanation
+            .now
+            .as_ref()
+            .and_then(|(order, considered)| decision_to_proto(order, considered)),
+        lines: explanation
+            .lines
+            .iter()
+            .map(|view| proto::LineStock {
+                sku: view.sku.to_string(),
+                fcs: view.fcs.iter().map(fc_stock_to_proto).collect(),
+            })
+            .collect(),
+    }
+}
+
+pub fn simulation_to_proto(simulation: &Simulation, as_of: Timestamp) -> proto::SimulationResult {
+    let counts = simulation.counts;
+    let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    proto::SimulationResult {
+        examined: count(counts.examined),
+        would_allocate: count(counts.allocated),
+        would_partially_allocate: count(counts.partially_allocated),
+        would_stay: count(counts.still_in_exception),
+        would_split: count(simulation.split),
+        orders: simulation
+            .orders
+            .iter()
+            .map(|order| decided_to_proto(order, &[], as_of, proto::OrderView::Full))
+            .collect(),
+    }
+}
