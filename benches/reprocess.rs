@@ -1,8 +1,11 @@
 //! One reprocessing pass over 1,000,000 exception orders (1–5 lines,
 //! 100,000 SKUs, 10 FCs, Zipf popularity, stock for about half the demand),
-//! on a 1-thread and a 2-thread rayon pool.
-//! Run: `cargo bench --bench reprocess` (each sample rebuilds the engine,
-//! untimed; only the pass is timed). `REPROCESS_BENCH_ORDERS` shrinks it.
+//! on a 1-thread and a 2-thread rayon pool; and `SimulateSettings` over a
+//! queue of 100,000 such orders.
+//! Run: `cargo bench --bench reprocess` (each pass sample rebuilds the
+//! engine, untimed; only the pass is timed; a simulation changes nothing,
+//! so one engine serves every sample). `REPROCESS_BENCH_ORDERS` and
+//! `SIMULATE_BENCH_ORDERS` shrink them.
 
 /// mimalloc: measured faster than the system allocator for this
 /// service's many small, cross-thread allocations (BENCHMARKS.md).
@@ -29,15 +32,19 @@ const FCS: usize = 10;
 const ZIPF_EXPONENT: f64 = 1.0;
 
 fn orders_count() -> usize {
-    std::env::var("REPROCESS_BENCH_ORDERS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000)
+    count_from("REPROCESS_BENCH_ORDERS", 1_000_000)
 }
 
-/// Orders imported against empty shelves (all in exception), then stock for
-/// about half of the demand spread over the FCs.
-fn build() -> Engine {
+fn count_from(variable: &str, default: usize) -> usize {
+    std::env::var(variable)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `orders` imported against empty shelves (all in exception), then stock
+/// for about half of the demand spread over the FCs.
+fn build(orders: usize) -> Engine {
     let engine = Engine::new(EngineConfig::default());
     let merchant = MerchantId::new("m");
     let mut settings = Merchant::with_defaults(merchant.clone());
@@ -59,7 +66,6 @@ fn build() -> Engine {
     }
 
     let zipf = Zipf::new(SKUS, ZIPF_EXPONENT);
-    let orders = orders_count();
     let mut rng = Rng(7);
     let mut demand = vec![0u64; SKUS];
     let requests: Vec<OrderRequest> = (0..orders)
@@ -131,7 +137,7 @@ fn reprocess_pass(c: &mut Criterion) {
                 b.iter_custom(|iterations| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iterations {
-                        let engine = build();
+                        let engine = build(orders_count());
                         let started = Instant::now();
                         let counts = pool.install(|| engine.reprocess(None));
                         total += started.elapsed();
@@ -145,5 +151,24 @@ fn reprocess_pass(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, reprocess_pass);
+/// What turning partial shipments off would do to the whole waiting queue:
+/// the operator's question before changing the setting (RULES §11).
+fn simulate_settings(c: &mut Criterion) {
+    let orders = count_from("SIMULATE_BENCH_ORDERS", 100_000);
+    let engine = build(orders);
+    let mut proposed = Merchant::with_defaults(MerchantId::new("m"));
+    proposed.partial_shipments = false;
+    let mut group = c.benchmark_group("simulate_settings");
+    group.sample_size(10);
+    group.bench_function(format!("{orders}_waiting_orders"), |b| {
+        b.iter(|| {
+            let simulation = engine.simulate_settings(&proposed, 100);
+            assert_eq!(simulation.counts.examined as usize, orders);
+            simulation
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, reprocess_pass, simulate_settings);
 criterion_main!(benches);

@@ -504,7 +504,9 @@ async fn explain_order_names_what_a_stuck_order_misses_at_each_fc() {
             ("fc2".into(), vec![short("a", 3, 2)]),
         ])
     );
-    let lines: Vec<(String, Vec<(String, u64, u64)>)> = explanation
+    // Per line: (sku, [(fc, on hand, available)]).
+    type Levels = Vec<(String, u64, u64)>;
+    let lines: Vec<(String, Levels)> = explanation
         .lines
         .iter()
         .map(|line| {
