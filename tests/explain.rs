@@ -327,7 +327,7 @@ async fn the_decision_view_answers_without_echoes() {
     assert!(lean.lines.is_empty() && lean.purchase_time.is_none());
     let decision = lean.decision.unwrap();
     assert_eq!(decision.rule(), DecisionRule::SingleFc);
-    assert!(decision.fcs.is_empty());
+    assert!(decision.fcs.is_empty() && decision.summary.is_empty());
 
     let bad = client
         .allocate(AllocateRequest {

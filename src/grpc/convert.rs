@@ -745,7 +745,7 @@ pub fn decided_to_proto(
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
-            decision: decision::decision_to_proto(order, &[]),
+            decision: decision::rule_only(order),
             ..Default::default()
         },
     }

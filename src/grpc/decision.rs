@@ -22,6 +22,14 @@ pub fn decision_to_proto(order: &Order, considered: &[FcAssessment]) -> Option<p
     })
 }
 
+/// The rule alone, for the lean view: no summary to format.
+pub fn rule_only(order: &Order) -> Option<proto::Decision> {
+    DecisionRule::of(order).map(|rule| proto::Decision {
+        rule: rule_to_proto(rule) as i32,
+        ..Default::default()
+    })
+}
+
 fn assessment_to_proto(assessed: &FcAssessment) -> proto::FcAssessment {
     proto::FcAssessment {
         fc_id: assessed.fc.to_string(),
