@@ -1,4 +1,5 @@
-//! Criterion benchmarks of the core: reservation through the engine, the
+//! Criterion benchmarks of the core: reservation through the engine (and
+//! with the candidate FCs assessed, as the full answer view asks), the
 //! policy alone, and contention on one hot SKU.
 //! Run: `cargo bench --bench allocation`.
 
@@ -54,15 +55,24 @@ fn order(n: u64, lines: usize) -> OrderRequest {
 
 fn engine_allocate(c: &mut Criterion) {
     let engine = stocked_engine();
-    for lines in [1, 5] {
+    for (lines, assess) in [(1, false), (5, false), (5, true)] {
         let mut n = 0;
-        c.bench_function(&format!("engine_allocate_{lines}_line_order"), |b| {
+        let name = match assess {
+            false => format!("engine_allocate_{lines}_line_order"),
+            true => format!("engine_allocate_{lines}_line_order_assessed"),
+        };
+        c.bench_function(&name, |b| {
             b.iter_batched(
                 || {
                     n += 1;
-                    order(n, lines)
+                    // Ids of their own: assessed orders are new orders too.
+                    order(n + if assess { 1 << 40 } else { 0 }, lines)
                 },
-                |request| engine.allocate(request, Timestamp::default()).unwrap(),
+                |request| {
+                    engine
+                        .allocate_assessed(request, Timestamp::default(), assess)
+                        .unwrap()
+                },
                 BatchSize::SmallInput,
             )
         });
