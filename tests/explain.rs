@@ -23,7 +23,10 @@ fn rule(state: &OrderState) -> DecisionRule {
 type Assessed = (String, bool, u32, bool, Vec<(String, u32, u64)>);
 
 fn assessed(state: &OrderState) -> Vec<Assessed> {
-    let decision = state.decision.as_ref().expect("a decision");
+    assessed_by(state.decision.as_ref().expect("a decision"))
+}
+
+fn assessed_by(decision: &Decision) -> Vec<Assessed> {
     decision
         .fcs
         .iter()
@@ -463,6 +466,15 @@ async fn a_dry_run_changes_nothing_even_under_load_and_answers_what_allocating_w
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+async fn explain(client: &mut Client, order_id: &str) -> Result<Explanation, tonic::Status> {
+    let request = ExplainOrderRequest {
+        merchant_id: M.into(),
+        order_id: order_id.into(),
+        as_of: None,
+    };
+    Ok(client.explain_order(request).await?.into_inner())
+}
+
 #[tokio::test]
 async fn explain_order_names_what_a_stuck_order_misses_at_each_fc() {
     let server = start().await;
@@ -473,36 +485,22 @@ async fn explain_order_names_what_a_stuck_order_misses_at_each_fc() {
     let stuck = allocate(&mut client, order(M, "stuck", &[("a", 3), ("b", 1)])).await;
     assert_eq!(stuck.status(), OrderStatus::Exception);
 
-    let explanation = client
-        .explain_order(ExplainOrderRequest {
-            merchant_id: M.into(),
-            order_id: "stuck".into(),
-            as_of: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let explanation = explain(&mut client, "stuck").await.unwrap();
     assert_eq!(explanation.order.unwrap(), as_stored(&stuck));
     let now = explanation.now.unwrap();
     assert_eq!(now.rule(), DecisionRule::SplitNotAllowed);
-    let missing: BTreeMap<String, Vec<(String, u32, u64)>> = now
-        .fcs
-        .iter()
-        .map(|fc| {
-            let lines = fc
-                .short
-                .iter()
-                .map(|line| (line.sku.clone(), line.needed, line.available))
-                .collect();
-            (fc.fc_id.clone(), lines)
-        })
-        .collect();
     assert_eq!(
-        missing,
-        BTreeMap::from([
-            ("fc1".into(), vec![short("a", 3, 1), short("b", 1, 0)]),
-            ("fc2".into(), vec![short("a", 3, 2)]),
-        ])
+        assessed_by(&now),
+        [
+            (
+                "fc1".into(),
+                false,
+                1,
+                false,
+                vec![short("a", 3, 1), short("b", 1, 0)]
+            ),
+            ("fc2".into(), false, 2, false, vec![short("a", 3, 2)]),
+        ]
     );
     // Per line: (sku, [(fc, on hand, available)]).
     type Levels = Vec<(String, u64, u64)>;
@@ -529,29 +527,14 @@ async fn explain_order_names_what_a_stuck_order_misses_at_each_fc() {
     // With one more unit at fc2 it would ship from there: ExplainOrder says
     // so, and changes nothing until a pass runs.
     set_stock(&mut client, M, "a", "fc2", 3).await;
-    let explanation = client
-        .explain_order(ExplainOrderRequest {
-            merchant_id: M.into(),
-            order_id: "stuck".into(),
-            as_of: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let explanation = explain(&mut client, "stuck").await.unwrap();
     assert_eq!(explanation.now.unwrap().rule(), DecisionRule::SingleFc);
     assert_eq!(
         get_order(&mut client, M, "stuck").await.unwrap().status(),
         OrderStatus::Exception
     );
 
-    let unknown = client
-        .explain_order(ExplainOrderRequest {
-            merchant_id: M.into(),
-            order_id: "nope".into(),
-            as_of: None,
-        })
-        .await
-        .unwrap_err();
+    let unknown = explain(&mut client, "nope").await.unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 }
 
