@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
 use allocation::model::limits::UNITS_MAX;
-use allocation::model::{FcId, OrderLine, OrderRequest, Timestamp};
+use allocation::model::{FcId, GeoPoint, OrderLine, OrderRequest, Timestamp};
 use allocation::policy::{decide, Rules, StockMatrix};
 
 const SKUS: usize = 10_000;
@@ -93,5 +93,43 @@ fn policy_split(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, engine_allocate, policy_split);
+/// Closest routing over 50 located FCs (RULES §12): the destination's
+/// place, the matrix (copied, as the engine builds one per order), then
+/// the decision. The whole order fits at 20 of them
+/// (the nearest of those wins), or nowhere, which makes it split.
+fn policy_closest(c: &mut Criterion) {
+    let fcs = 50;
+    let place = |i: usize| {
+        GeoPoint::new(25.0 + (i % 10) as f64 * 2.0, -120.0 + (i / 10) as f64 * 9.0)
+            .unwrap()
+            .unit_vector()
+    };
+    // Computed once per FC when it is upserted, as the engine does.
+    let places: Vec<[f64; 3]> = (0..fcs).map(place).collect();
+    let destination = GeoPoint::new(40.7, -74.0).unwrap();
+    for (name, fill) in [("single", true), ("split", false)] {
+        let mut matrix = StockMatrix::new(vec![2; 5], fcs);
+        for line in 0..5 {
+            for fc in 0..fcs {
+                let units = match (fill, fc % 5 == line) {
+                    (true, _) if fc % 5 < 2 => 4,
+                    (_, true) => 4,
+                    _ => 0,
+                };
+                matrix.set_available(line, fc, units);
+            }
+        }
+        let rules = Rules::ordinary(true, false);
+        c.bench_function(&format!("policy_closest_5_lines_50_fcs_{name}"), |b| {
+            b.iter(|| {
+                let mut matrix = matrix.clone();
+                let to = destination.unit_vector();
+                matrix.set_places(to, places.iter().map(|&place| Some(place)));
+                decide(&matrix, rules)
+            })
+        });
+    }
+}
+
+criterion_group!(benches, engine_allocate, policy_split, policy_closest);
 criterion_main!(benches);

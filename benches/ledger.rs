@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
+use allocation::engine::EffectRef;
 use allocation::ledger::{FcStock, Ledger, SkuInfo, SkuRecord};
 use allocation::model::{
     Allocation, FcId, MerchantId, Order, OrderLine, OrderRequest, OrderStatus, Sku, SkuKey,
@@ -172,14 +173,14 @@ fn encoding(c: &mut Criterion) {
     c.bench_function("codec_encode_3_line_order", |b| {
         b.iter(|| {
             writer.bytes.clear();
-            writer.order(&order);
+            writer.effect(EffectRef::Order(&order));
             writer.bytes.len()
         })
     });
     let mut encoded = Writer::default();
-    encoded.order(&order);
+    encoded.effect(EffectRef::Order(&order));
     c.bench_function("codec_decode_3_line_order", |b| {
-        b.iter(|| Reader::new(&encoded.bytes, 0).order().map(|o| o.version))
+        b.iter(|| Reader::new(&encoded.bytes, 0).effect().is_ok())
     });
 }
 

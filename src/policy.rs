@@ -5,10 +5,15 @@
 //!
 //! FCs are given already ranked (merchant priority, then FC id); index 0 is
 //! the most preferred. "Ties by priority" therefore means "lowest indexes".
+//!
+//! Closest routing (RULES §12) adds where each FC and the destination are,
+//! as unit vectors: among FCs that fill the order the nearest wins (ties by
+//! rank); a split takes the fewest FCs, then the smallest total distance,
+//! then rank. FCs without a location come after every located one.
 
 use smallvec::SmallVec;
 
-use crate::model::ExceptionReason;
+use crate::model::{distance_between, ExceptionReason};
 
 /// Up to this many candidate FCs, splitting finds the truly fewest FCs by
 /// trying every combination (at most 2^12 = 4,096 feasibility checks); above
@@ -27,7 +32,24 @@ pub struct StockMatrix {
     /// Row-major: `available[line * fc_count + fc]`. Inline up to 5 lines
     /// over 12 FCs.
     available: SmallVec<[u32; 60]>,
+    /// Closest routing only: where the order goes and where each FC is.
+    places: Option<Places>,
 }
+
+#[derive(Clone, Debug, PartialEq)]
+struct Places {
+    destination: [f64; 3],
+    /// Per FC, its unit vector; `None`: no known location.
+    fcs: SmallVec<[Option<[f64; 3]>; 16]>,
+}
+
+// The unit vectors are finite (built from validated coordinates).
+impl Eq for Places {}
+
+/// How near an FC is, smallest first: located before unlocated, then by
+/// descending dot product with the destination (no trigonometry).
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+struct Nearness(bool, f64);
 
 impl StockMatrix {
     pub fn new(needs: impl IntoIterator<Item = u32>, fc_count: usize) -> Self {
@@ -37,7 +59,47 @@ impl StockMatrix {
             needs,
             fc_count,
             available: SmallVec::from_elem(0, cells),
+            places: None,
         }
+    }
+
+    /// Route by distance: the order goes to `destination`; `fcs` gives each
+    /// FC's place, in FC order (`None` for an FC with no location).
+    pub fn set_places(
+        &mut self,
+        destination: [f64; 3],
+        fcs: impl IntoIterator<Item = Option<[f64; 3]>>,
+    ) {
+        let fcs: SmallVec<[Option<[f64; 3]>; 16]> = fcs.into_iter().collect();
+        debug_assert_eq!(fcs.len(), self.fc_count);
+        self.places = Some(Places { destination, fcs });
+    }
+
+    /// How far an FC is from the destination, when both places are known.
+    pub fn distance_km(&self, fc: usize) -> Option<f64> {
+        let places = self.places.as_ref()?;
+        places.fcs[fc].map(|place| distance_between(place, places.destination))
+    }
+
+    fn nearness(&self, fc: usize) -> Nearness {
+        match self.places.as_ref().and_then(|places| {
+            let place = places.fcs[fc]?;
+            let to = places.destination;
+            Some(-(place[0] * to[0] + place[1] * to[1] + place[2] * to[2]))
+        }) {
+            Some(negated_dot) => Nearness(false, negated_dot),
+            None => Nearness(true, 0.0),
+        }
+    }
+
+    /// (FCs without a location, total distance of the located ones).
+    fn spread(&self, fcs: &[usize]) -> (usize, f64) {
+        fcs.iter().fold((0, 0.0), |(unlocated, km), &fc| {
+            match self.distance_km(fc) {
+                Some(distance) => (unlocated, km + distance),
+                None => (unlocated + 1, km),
+            }
+        })
     }
 
     pub fn set_available(&mut self, line: usize, fc: usize, units: u32) {
@@ -148,8 +210,17 @@ pub fn decide(matrix: &StockMatrix, rules: Rules) -> Plan {
         };
     }
 
-    // One FC can fill the whole order: the most preferred such FC.
-    if let Some(fc) = (0..matrix.fc_count).find(|&fc| matrix.fc_fills_order(fc)) {
+    // One FC can fill the whole order: the most preferred (or nearest) such FC.
+    let mut fillers = (0..matrix.fc_count).filter(|&fc| matrix.fc_fills_order(fc));
+    let filler = match matrix.places {
+        None => fillers.next(),
+        // Strictly nearer replaces: among equals the lowest index stays.
+        Some(_) => fillers.fold(None, |best: Option<usize>, fc| match best {
+            Some(best) if matrix.nearness(best) <= matrix.nearness(fc) => Some(best),
+            _ => Some(fc),
+        }),
+    };
+    if let Some(fc) = filler {
         return Plan::whole_order_at(matrix, fc);
     }
 
@@ -240,13 +311,23 @@ fn take(network_total: u64, need: u32) -> u32 {
 }
 
 /// Cover `takes` (which the network as a whole can give) with the fewest FCs,
-/// then take each line's units from the chosen FCs in rank order.
+/// then take each line's units from the chosen FCs in rank order (nearest
+/// first, when routing by distance).
 fn split_across_fewest_fcs(matrix: &StockMatrix, takes: &[u32]) -> Vec<Pick> {
-    let chosen = if matrix.fc_count <= EXACT_COVER_FCS_MAX {
+    let mut chosen = if matrix.fc_count <= EXACT_COVER_FCS_MAX {
         fewest_fcs_exact(matrix, takes)
     } else {
         fewest_fcs_greedy(matrix, takes)
     };
+    if matrix.places.is_some() {
+        chosen.sort_by(|&a, &b| {
+            let (a_near, b_near) = (matrix.nearness(a), matrix.nearness(b));
+            a_near
+                .partial_cmp(&b_near)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.cmp(&b))
+        });
+    }
     let mut picks = Vec::new();
     for (line, &take) in takes.iter().enumerate() {
         let mut remaining = take;
@@ -278,14 +359,22 @@ fn covers(matrix: &StockMatrix, takes: &[u32], fcs: &[usize]) -> bool {
 }
 
 /// The smallest set of FCs that covers `takes`; among sets of that size, the
-/// first in rank order (lexicographic over ranked indexes).
+/// first in rank order (lexicographic over ranked indexes), or, routing by
+/// distance, the one of smallest total distance (then the first in rank order).
 fn fewest_fcs_exact(matrix: &StockMatrix, takes: &[u32]) -> FcSet {
     let n = matrix.fc_count;
     for size in 1..=n {
         let mut combination: FcSet = (0..size).collect();
+        let mut best: Option<(FcSet, (usize, f64))> = None;
         loop {
             if covers(matrix, takes, &combination) {
-                return combination;
+                if matrix.places.is_none() {
+                    return combination;
+                }
+                let spread = matrix.spread(&combination);
+                if best.as_ref().is_none_or(|(_, least)| spread < *least) {
+                    best = Some((combination.clone(), spread));
+                }
             }
             // Next combination in lexicographic order.
             let Some(i) = (0..size).rev().find(|&i| combination[i] < n - size + i) else {
@@ -296,12 +385,15 @@ fn fewest_fcs_exact(matrix: &StockMatrix, takes: &[u32]) -> FcSet {
                 combination[j] = combination[j - 1] + 1;
             }
         }
+        if let Some((chosen, _)) = best {
+            return chosen;
+        }
     }
     (0..n).collect()
 }
 
 /// Repeatedly choose the FC that covers the most still-needed units (ties:
-/// rank). Returned in rank order.
+/// the nearer when routing by distance, then rank). Returned in rank order.
 fn fewest_fcs_greedy(matrix: &StockMatrix, takes: &[u32]) -> FcSet {
     let mut remaining: PerLine<u32> = takes.iter().copied().collect();
     let mut chosen = FcSet::new();
@@ -316,8 +408,13 @@ fn fewest_fcs_greedy(matrix: &StockMatrix, takes: &[u32]) -> FcSet {
         let best = (0..matrix.fc_count)
             .filter(|fc| !chosen.contains(fc))
             .map(|fc| (gain(fc), fc))
-            // Highest gain; among equals the lowest index.
-            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            // Highest gain; among equals the nearest, then the lowest index.
+            .max_by(|a, b| {
+                let nearer = matrix.nearness(b.1).partial_cmp(&matrix.nearness(a.1));
+                a.0.cmp(&b.0)
+                    .then(nearer.unwrap_or(std::cmp::Ordering::Equal))
+                    .then(b.1.cmp(&a.1))
+            });
         let Some((units, fc)) = best.filter(|(units, _)| *units > 0) else {
             break;
         };
@@ -517,6 +614,109 @@ mod tests {
         let assessed = assess(&m, &decide(&m, WHOLE), 16);
         assert_eq!((assessed[0].fc, assessed[0].chosen), (1, true));
         assert!(assessed[0].can_fill_order && assessed[0].short.is_empty());
+    }
+
+    /// Unit vectors of FCs spread along the equator, `degrees` east of 0.
+    fn place(degrees: f64) -> [f64; 3] {
+        crate::model::GeoPoint::new(0.0, degrees)
+            .unwrap()
+            .unit_vector()
+    }
+
+    #[test]
+    fn closest_routing_picks_the_nearest_filling_fc_and_breaks_ties_by_rank() {
+        // FC0 (rank 1) is far, FC1 near, FC2 as near as FC1, FC3 near but short.
+        let mut m = matrix(&[2], &[&[5, 5, 5, 1]]);
+        m.set_places(
+            place(0.0),
+            [
+                Some(place(90.0)),
+                Some(place(10.0)),
+                Some(place(-10.0)),
+                Some(place(0.0)),
+            ],
+        );
+        assert_eq!(
+            decide(&m, WHOLE).picks,
+            vec![pick(0, 1, 2)],
+            "nearest, then rank"
+        );
+        // An FC without a location comes after every located one.
+        let mut m = matrix(&[2], &[&[5, 5]]);
+        m.set_places(place(0.0), [None, Some(place(170.0))]);
+        assert_eq!(decide(&m, WHOLE).picks, vec![pick(0, 1, 2)]);
+        assert_eq!(m.distance_km(0), None);
+        assert!(m.distance_km(1).unwrap() > 18_000.0);
+    }
+
+    #[test]
+    fn closest_split_is_the_fewest_fcs_then_the_least_total_distance() {
+        // Line 0 at FC0 (far) or FC2 (near); line 1 only at FC1.
+        let mut m = matrix(&[2, 2], &[&[2, 0, 2], &[0, 2, 0]]);
+        m.set_places(
+            place(0.0),
+            [Some(place(80.0)), Some(place(5.0)), Some(place(6.0))],
+        );
+        assert_eq!(
+            decide(&m, PARTIAL).picks,
+            vec![pick(0, 2, 2), pick(1, 1, 2)]
+        );
+        // Ranked, the same matrix takes the first cover in rank order.
+        let m = matrix(&[2, 2], &[&[2, 0, 2], &[0, 2, 0]]);
+        assert_eq!(
+            decide(&m, PARTIAL).picks,
+            vec![pick(0, 0, 2), pick(1, 1, 2)]
+        );
+    }
+
+    #[test]
+    fn closest_split_matches_brute_force_on_random_small_networks() {
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..400 {
+            let lines = 1 + (next() % 3) as usize;
+            let fcs = 2 + (next() % 5) as usize;
+            let mut m = StockMatrix::new((0..lines).map(|_| 1 + next() as u32 % 4), fcs);
+            for line in 0..lines {
+                for fc in 0..fcs {
+                    m.set_available(line, fc, next() as u32 % 3);
+                }
+            }
+            let places: Vec<Option<[f64; 3]>> = (0..fcs)
+                .map(|_| (next() % 5 != 0).then(|| place((next() % 3600) as f64 / 10.0 - 180.0)))
+                .collect();
+            m.set_places(place(0.0), places);
+            let takes: Vec<u32> = (0..lines)
+                .map(|line| take(m.network_total(line), m.needs[line]))
+                .collect();
+            // Every subset, by (size, FCs without a location, total km, rank order).
+            let mut best: Option<((usize, usize, f64), Vec<usize>)> = None;
+            for mask in 1u32..(1 << fcs) {
+                let set: Vec<usize> = (0..fcs).filter(|fc| mask & (1 << fc) != 0).collect();
+                if !covers(&m, &takes, &set) {
+                    continue;
+                }
+                let (unlocated, km) = m.spread(&set);
+                let key = (set.len(), unlocated, km);
+                let better = match &best {
+                    None => true,
+                    Some((least, chosen)) => key < *least || (key == *least && set < *chosen),
+                };
+                if better {
+                    best = Some((key, set));
+                }
+            }
+            let exact = fewest_fcs_exact(&m, &takes);
+            match best {
+                Some((_, set)) => assert_eq!(exact.to_vec(), set, "{m:?}"),
+                None => assert_eq!(exact.len(), fcs),
+            }
+        }
     }
 
     #[test]

@@ -93,6 +93,8 @@ impl RpcType {
 pub const METHODS: &[(&str, RpcType)] = &[
     ("UpsertMerchant", RpcType::Unary),
     ("GetMerchant", RpcType::Unary),
+    ("UpsertFulfillmentCenter", RpcType::Unary),
+    ("ListFulfillmentCenters", RpcType::Unary),
     ("RegisterSkus", RpcType::Unary),
     ("SetInventory", RpcType::Unary),
     ("AdjustInventory", RpcType::Unary),

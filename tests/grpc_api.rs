@@ -29,6 +29,7 @@ async fn merchant_settings_round_trip_and_default() {
         auto_acknowledge: true,
         accept_regardless_of_inventory: false,
         split_tags: vec!["cold".into()],
+        routing_strategy: RoutingStrategy::Closest as i32,
     };
     let stored = client
         .upsert_merchant(settings.clone())

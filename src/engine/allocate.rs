@@ -3,15 +3,16 @@
 use crate::error::{Error, Result};
 use crate::ledger::{Locked, SkuRecord, Stock, StockCopy};
 use crate::model::{
-    Acknowledgement, Allocation, Channel, ExceptionLine, FcAssessment, FcId, LineShortfall,
-    MarketplaceStatus, Merchant, Order, OrderRequest, OrderStatus, SkuKey, Timestamp,
-    DECISION_FCS_MAX,
+    Acknowledgement, Allocation, Channel, Considered, ExceptionLine, FcAssessment, FcId,
+    LineShortfall, MarketplaceStatus, Merchant, Order, OrderRequest, OrderStatus, RoutingStrategy,
+    SkuKey, Timestamp, DECISION_FCS_MAX,
 };
 use crate::order_book::Inserted;
 use crate::policy::{self, Plan, Rules, StockMatrix};
 use smallvec::SmallVec;
 
 use super::lifecycle::unreserve_allocations;
+use super::network::SharedNetwork;
 use super::Engine;
 
 /// What importing one order produced: the order, and its auto-split
@@ -23,7 +24,7 @@ pub struct Imported {
     /// When asked for (`assess`): per order decided by this call, the order
     /// first and then each child, the candidate FCs its decision weighed.
     /// Empty otherwise, and for an order answered from what was stored.
-    pub considered: Vec<Vec<FcAssessment>>,
+    pub considered: Vec<Considered>,
 }
 
 /// Why an order is being decided: a first import runs the marketplace and
@@ -111,7 +112,7 @@ impl Engine {
 
     /// Decide a new order as `import` would, on a private copy of its
     /// SKUs' stock read under their stripes' locks. Returns the candidate FCs.
-    fn decide_privately(&self, order: &mut Order, merchant: &Merchant) -> Vec<FcAssessment> {
+    fn decide_privately(&self, order: &mut Order, merchant: &Merchant) -> Considered {
         let keys = sku_keys(&order.request);
         let mut copy = StockCopy::default();
         let locked = self.shared.ledger.lock(&keys);
@@ -119,7 +120,13 @@ impl Engine {
             copy.copy_from(&locked, key);
         }
         drop(locked);
-        decide_on_copy(&mut copy, order, merchant, Occasion::Import)
+        decide_on_copy(
+            &mut copy,
+            order,
+            merchant,
+            &self.shared.network,
+            Occasion::Import,
+        )
     }
 
     /// Insert a new order and decide it; or, if it exists, return it when it
@@ -130,10 +137,10 @@ impl Engine {
         order: Order,
         merchant: &Merchant,
         assess: bool,
-    ) -> Result<(Order, Vec<FcAssessment>)> {
+    ) -> Result<(Order, Considered)> {
         match self.shared.orders.insert_locked(order) {
             Inserted::New(mut order) => {
-                let mut considered = Vec::new();
+                let mut considered = Considered::default();
                 if order.request.lines.is_empty() {
                     // An auto-split parent whose every line went to children
                     // has nothing of its own to allocate.
@@ -149,7 +156,7 @@ impl Engine {
                 let existing = existing.lock();
                 let submitted = offered.submitted();
                 if existing.submitted() == submitted {
-                    Ok((existing.clone(), Vec::new()))
+                    Ok((existing.clone(), Considered::default()))
                 } else {
                     Err(Error::AlreadyExists(format!(
                         "order {} of merchant {} exists with different contents",
@@ -181,11 +188,20 @@ impl Engine {
         merchant: &Merchant,
         occasion: Occasion,
         assess: bool,
-    ) -> Vec<FcAssessment> {
+    ) -> Considered {
         let mut keys = sku_keys(&order.request);
         let mut locked = self.shared.ledger.lock(&keys);
         share_stored_skus(&locked, &mut keys, &mut order.request);
-        let considered = decide_locked(&mut locked, order, merchant, &keys, occasion, assess);
+        let network = &self.shared.network;
+        let considered = decide_locked(
+            &mut locked,
+            order,
+            merchant,
+            network,
+            &keys,
+            occasion,
+            assess,
+        );
         order.version += 1;
         self.log_change(&locked, &keys, &[order]);
         considered
@@ -199,18 +215,19 @@ pub(super) fn decide_on_copy(
     copy: &mut StockCopy,
     order: &mut Order,
     merchant: &Merchant,
+    network: &SharedNetwork,
     occasion: Occasion,
-) -> Vec<FcAssessment> {
+) -> Considered {
     let held = std::mem::take(&mut order.allocations);
     unreserve_allocations(copy, &order.request.merchant_id, &held, false);
     order.version += 1;
     if order.request.lines.is_empty() {
         // An auto-split parent whose every line went to children.
         order.status = OrderStatus::Processing;
-        return Vec::new();
+        return Considered::default();
     }
     let keys = sku_keys(&order.request);
-    decide_locked(copy, order, merchant, &keys, occasion, true)
+    decide_locked(copy, order, merchant, network, &keys, occasion, true)
 }
 
 /// The ledger records of an order's lines, in line order (`None`: a SKU the
@@ -230,10 +247,11 @@ pub(super) fn decide_locked(
     stock: &mut impl Stock,
     order: &mut Order,
     merchant: &Merchant,
+    network: &SharedNetwork,
     keys: &[SkuKey],
     occasion: Occasion,
     assess: bool,
-) -> Vec<FcAssessment> {
+) -> Considered {
     debug_assert!(order.allocations.is_empty());
     order.exceptions.clear();
     order.set_hold_reason(None);
@@ -248,11 +266,11 @@ pub(super) fn decide_locked(
         match order.acknowledgement {
             Acknowledgement::CancelledUnknownSku | Acknowledgement::CancelledNoInventory => {
                 order.status = OrderStatus::Cancelled;
-                return Vec::new();
+                return Considered::default();
             }
             Acknowledgement::RejectedNoInventory => {
                 order.status = OrderStatus::Rejected;
-                return Vec::new();
+                return Considered::default();
             }
             Acknowledgement::Acknowledged | Acknowledgement::None => {}
         }
@@ -261,20 +279,21 @@ pub(super) fn decide_locked(
         if let Some(reason) = &order.request.hold_reason {
             order.status = OrderStatus::OnHold;
             order.set_hold_reason(Some(reason.clone()));
-            return Vec::new();
+            return Considered::default();
         }
     }
     if let Some(key) = unknown {
         order.status = OrderStatus::OnHold;
         order.set_hold_reason(Some(format!("unknown SKU {}", key.sku())));
-        return Vec::new();
+        return Considered::default();
     }
     let partial = order
         .request
         .partial_shipments
         .unwrap_or(merchant.partial_shipments);
     let rules = Rules::ordinary(partial, order.request.assigned_fc.is_some());
-    let (fcs, plan, considered) = plan_allocation(&records, merchant, order, rules, assess);
+    let (fcs, plan, considered) =
+        plan_allocation(&records, merchant, network, order, rules, assess);
     // The records borrow the stripes, which reserving needs mutably.
     drop(records);
     apply_plan(stock, order, keys, &fcs, &plan);
@@ -367,25 +386,29 @@ fn acknowledge(
 pub(super) fn allocate_locked(
     stock: &mut impl Stock,
     merchant: &Merchant,
+    network: &SharedNetwork,
     order: &mut Order,
     keys: &[SkuKey],
     rules: Rules,
 ) {
     let records = line_records(stock, keys);
-    let (fcs, plan, _) = plan_allocation(&records, merchant, order, rules, false);
+    let (fcs, plan, _) = plan_allocation(&records, merchant, network, order, rules, false);
     drop(records);
     apply_plan(stock, order, keys, &fcs, &plan);
 }
 
 /// The candidate FCs and the policy's plan over them; with `assess`, how
-/// each candidate stood (read off the matrix the policy decided on).
+/// each candidate stood (read off the matrix the policy decided on). The
+/// network is read only to route by distance, so ranked routing never
+/// touches its lock.
 fn plan_allocation(
     records: &[Option<&SkuRecord>],
     merchant: &Merchant,
+    network: &SharedNetwork,
     order: &Order,
     rules: Rules,
     assess: bool,
-) -> (CandidateFcs, Plan, Vec<FcAssessment>) {
+) -> (CandidateFcs, Plan, Considered) {
     let fcs = candidate_fcs(records, merchant, &order.request);
     // Units that already shipped are not allocated again.
     let needs = order
@@ -401,14 +424,21 @@ fn plan_allocation(
             }
         }
     }
+    let mut strategy = RoutingStrategy::Ranked;
+    if let (RoutingStrategy::Closest, Some(to)) = (merchant.routing, order.request.ship_to) {
+        let network = network.read();
+        matrix.set_places(to.unit_vector(), fcs.iter().map(|&fc| network.place(fc)));
+        strategy = RoutingStrategy::Closest;
+    }
     let plan = policy::decide(&matrix, rules);
     let considered = if assess {
-        policy::assess(&matrix, &plan, DECISION_FCS_MAX)
+        let fcs = policy::assess(&matrix, &plan, DECISION_FCS_MAX)
             .into_iter()
             .map(|assessed| FcAssessment {
                 fc: fcs[assessed.fc],
                 chosen: assessed.chosen,
                 rank: assessed.fc as u32 + 1,
+                distance_km: matrix.distance_km(assessed.fc),
                 can_fill_order: assessed.can_fill_order,
                 short: assessed
                     .short
@@ -420,9 +450,10 @@ fn plan_allocation(
                     })
                     .collect(),
             })
-            .collect()
+            .collect();
+        Considered { strategy, fcs }
     } else {
-        Vec::new()
+        Considered::default()
     };
     (fcs, plan, considered)
 }

@@ -5,12 +5,13 @@
 //! order in which changes became visible, and the feed's order too.
 
 use crate::ledger::SkuRecord;
-use crate::model::{Merchant, Order, OrderEvent, SkuKey};
+use crate::model::{FulfillmentCenter, Merchant, Order, OrderEvent, SkuKey};
 
 /// One changed piece of state, owned (as read back from disk).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     Merchant(Merchant),
+    Fc(FulfillmentCenter),
     Sku(SkuKey, SkuRecord),
     Order(Box<Order>),
     /// The events a change announced, numbered from `first` on.
@@ -26,6 +27,7 @@ pub enum Effect {
 #[derive(Clone, Copy, Debug)]
 pub enum EffectRef<'a> {
     Merchant(&'a Merchant),
+    Fc(&'a FulfillmentCenter),
     Sku(&'a SkuKey, &'a SkuRecord),
     Order(&'a Order),
     NextEventSequence(u64),

@@ -5,7 +5,7 @@
 
 use crate::error::Result;
 use crate::ledger::{Stock, StockCopy};
-use crate::model::{FcAssessment, FifoStrategy, Merchant, Order, OrderKey};
+use crate::model::{Considered, FifoStrategy, Merchant, Order, OrderKey};
 use crate::order_book::OrderGuard;
 
 use super::allocate::{decide_on_copy, sku_keys, Occasion};
@@ -22,7 +22,7 @@ pub struct Explanation {
     /// The order as deciding it again now would leave it, and the FCs that
     /// decision weighed; `None` when it can no longer be decided (final, or
     /// picked: its units are frozen).
-    pub now: Option<(Order, Vec<FcAssessment>)>,
+    pub now: Option<(Order, Considered)>,
     /// Per line, the SKU's row at every FC, read together with `now`.
     pub lines: Vec<InventoryView>,
 }
@@ -69,7 +69,9 @@ impl Engine {
             .collect();
         let now = (!order.status.is_final() && !order.picked).then(|| {
             let mut again = order.clone();
-            let considered = decide_on_copy(&mut copy, &mut again, &merchant, Occasion::Again);
+            let network = &self.shared.network;
+            let considered =
+                decide_on_copy(&mut copy, &mut again, &merchant, network, Occasion::Again);
             (again, considered)
         });
         Ok(Explanation {
@@ -118,12 +120,14 @@ impl Engine {
         if proposed.fifo_strategy == FifoStrategy::None {
             for order in &mut orders {
                 let keys = sku_keys(&order.request);
-                redecide(&mut copy, order, proposed, &keys);
+                redecide(&mut copy, order, proposed, &self.shared.network, &keys);
                 simulation.counts.count(order.status);
             }
         } else {
             let mut borrowed: Vec<&mut Order> = orders.iter_mut().collect();
-            simulation.counts = release_oldest_first(&mut copy, proposed, &mut borrowed).counts;
+            let network = &self.shared.network;
+            simulation.counts =
+                release_oldest_first(&mut copy, proposed, network, &mut borrowed).counts;
         }
         simulation.split = orders
             .iter()

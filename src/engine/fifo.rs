@@ -27,6 +27,7 @@ use crate::policy::Rules;
 use super::allocate::{allocate_locked, sku_keys, DecisionSnapshot};
 use super::components::UnionFind;
 use super::lifecycle::unreserve_locked;
+use super::network::SharedNetwork;
 use super::reprocess::PassCounts;
 use super::Engine;
 
@@ -75,7 +76,8 @@ impl Engine {
             {
                 continue;
             }
-            let outcome = release_oldest_first(&mut locked, merchant, &mut orders);
+            let network = &self.shared.network;
+            let outcome = release_oldest_first(&mut locked, merchant, network, &mut orders);
             let moved: Vec<&Order> = orders.iter().map(|order| &**order).collect();
             self.log_change(&locked, &keys, &moved);
             return outcome;
@@ -183,6 +185,7 @@ fn holds_every_unpicked_reservation(
 pub(super) fn release_oldest_first<O: std::ops::DerefMut<Target = Order>>(
     stock: &mut impl Stock,
     merchant: &Merchant,
+    network: &SharedNetwork,
     orders: &mut [O],
 ) -> FifoOutcome {
     let mut before = Vec::with_capacity(orders.len());
@@ -200,7 +203,7 @@ pub(super) fn release_oldest_first<O: std::ops::DerefMut<Target = Order>>(
         let order = &mut orders[index];
         let keys = sku_keys(&order.request);
         let rules = fifo_rules(merchant, order);
-        allocate_locked(stock, merchant, order, &keys, rules);
+        allocate_locked(stock, merchant, network, order, &keys, rules);
         let previous = &before[index];
         let units = order.allocated_units();
         if units < previous.units {

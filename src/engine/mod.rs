@@ -16,6 +16,7 @@ mod explain;
 mod fifo;
 mod inventory;
 mod lifecycle;
+mod network;
 mod queries;
 mod reprocess;
 mod restore;
@@ -42,6 +43,7 @@ pub use changes::{ChangeLog, Effect, EffectRef, EventSink};
 pub use explain::{Explanation, Simulation};
 pub use fifo::FifoOutcome;
 pub use inventory::{CountChange, InventoryChange, InventoryOutcome, InventoryView};
+pub use network::Network;
 pub use queries::{Audit, OrderPage, PageCursor};
 pub use reprocess::PassCounts;
 pub use shipping::{ShipRequest, TrackingScan};
@@ -76,6 +78,8 @@ struct Shared {
     ledger: Ledger,
     orders: OrderBook,
     merchants: DashMap<MerchantId, Arc<Merchant>, foldhash::fast::RandomState>,
+    /// The FCs upserted as network objects (RULES §12).
+    network: network::SharedNetwork,
     /// Serializes the operations that lock many orders at once, so that two
     /// of them can never wait for each other's orders.
     pass_lock: Mutex<()>,
@@ -103,6 +107,7 @@ impl Engine {
                 ledger: Ledger::new(config.stripe_count),
                 orders: OrderBook::default(),
                 merchants: DashMap::default(),
+                network: Default::default(),
                 pass_lock: Mutex::new(()),
                 change_log: OnceLock::new(),
                 events: OnceLock::new(),

@@ -33,6 +33,7 @@ use crate::order_book::SharedOrder;
 
 use super::allocate::{decide_locked, sku_keys, Occasion};
 use super::lifecycle::{not_found, unreserve_allocations};
+use super::network::SharedNetwork;
 use super::Engine;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -130,6 +131,7 @@ pub(super) fn redecide(
     stock: &mut impl Stock,
     order: &mut Order,
     merchant: &Merchant,
+    network: &SharedNetwork,
     keys: &[SkuKey],
 ) -> bool {
     // Taken, not cloned: the pass compares them after, and this is its
@@ -143,7 +145,15 @@ pub(super) fn redecide(
         &before_allocations,
         false,
     );
-    decide_locked(stock, order, merchant, keys, Occasion::Again, false);
+    decide_locked(
+        stock,
+        order,
+        merchant,
+        network,
+        keys,
+        Occasion::Again,
+        false,
+    );
     let changed = order.status != before_status
         || order.allocations != before_allocations
         || order.exceptions != before_exceptions;
@@ -179,7 +189,13 @@ impl Engine {
             return order.status;
         }
         let mut locked = self.shared.ledger.lock(keys);
-        if redecide(&mut locked, &mut order, merchant, keys) {
+        if redecide(
+            &mut locked,
+            &mut order,
+            merchant,
+            &self.shared.network,
+            keys,
+        ) {
             self.log_change(&locked, keys, &[&order]);
         }
         order.status

@@ -63,6 +63,7 @@ impl Engine {
                     .merchants
                     .insert(merchant.merchant_id.clone(), Arc::new(merchant));
             }
+            Effect::Fc(fc) => self.restore_fc(fc),
             Effect::Sku(key, record) => self.shared.ledger.restore(key, record),
             Effect::Order(order) => {
                 for shipment in order.shipments() {

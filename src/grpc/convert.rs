@@ -15,9 +15,10 @@ use crate::model::limits::{
     ORDER_LINES_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, TEXT_BYTES_MAX, UNITS_MAX,
 };
 use crate::model::{
-    Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, FcAssessment, FcId,
-    FifoStrategy, MarketplaceStatus, Merchant, MerchantId, Order, OrderExtras, OrderId, OrderKey,
-    OrderLine, OrderRequest, OrderStatus, Sku, Timestamp,
+    Acknowledgement, Allocation, Channel, Considered, ExceptionLine, ExceptionReason, FcId,
+    FifoStrategy, FulfillmentCenter, GeoPoint, MarketplaceStatus, Merchant, MerchantId, Order,
+    OrderExtras, OrderId, OrderKey, OrderLine, OrderRequest, OrderStatus, RoutingStrategy, Sku,
+    Timestamp,
 };
 
 use super::{decision, proto, shipping};
@@ -63,6 +64,33 @@ impl Violations {
                 None
             }
         }
+    }
+
+    /// Check a location: finite degrees, latitude in −90..=90 and
+    /// longitude in −180..=180, each violation named by its field.
+    pub(super) fn point(
+        &mut self,
+        field: impl Display,
+        point: proto::GeoPoint,
+    ) -> Option<GeoPoint> {
+        let proto::GeoPoint {
+            latitude,
+            longitude,
+        } = point;
+        for (name, value, limit) in [
+            ("latitude", latitude, 90.0),
+            ("longitude", longitude, 180.0),
+        ] {
+            if !(value.is_finite() && (-limit..=limit).contains(&value)) {
+                self.add(
+                    format_args!("{field}.{name}"),
+                    format!(
+                        "must be a finite number of degrees in -{limit}..={limit}, got {value}"
+                    ),
+                );
+            }
+        }
+        GeoPoint::new(latitude, longitude)
     }
 
     pub(super) fn text(&mut self, field: impl Display, value: &str) {
@@ -200,6 +228,7 @@ pub fn order_request(order: proto::Order, prefix: &dyn Display) -> Result<OrderR
         channel,
         marketplace_status,
         hold_reason,
+        ship_to,
     } = order;
     let mut v = Violations::default();
     v.id(format_args!("{prefix}.merchant_id"), &merchant_id);
@@ -253,6 +282,7 @@ pub fn order_request(order: proto::Order, prefix: &dyn Display) -> Result<OrderR
         marketplace_status,
     );
     v.text(format_args!("{prefix}.hold_reason"), &hold_reason);
+    let ship_to = ship_to.and_then(|point| v.point(format_args!("{prefix}.ship_to"), point));
     v.finish(())?;
     Ok(OrderRequest {
         merchant_id: MerchantId::new(&merchant_id),
@@ -270,7 +300,41 @@ pub fn order_request(order: proto::Order, prefix: &dyn Display) -> Result<OrderR
             _ => MarketplaceStatus::Ready,
         },
         hold_reason: (!hold_reason.is_empty()).then_some(hold_reason),
+        ship_to,
     })
+}
+
+/// `UpsertFulfillmentCenter`: an FC of the network.
+pub fn fulfillment_center(fc: proto::FulfillmentCenter) -> Result<FulfillmentCenter> {
+    let proto::FulfillmentCenter {
+        fc_id,
+        name,
+        location,
+        daily_order_capacity,
+    } = fc;
+    let mut v = Violations::default();
+    let fc = v.fc("fc_id", &fc_id);
+    v.text("name", &name);
+    let location = location.and_then(|point| v.point("location", point));
+    v.finish(())?;
+    Ok(FulfillmentCenter {
+        fc: fc.expect("a valid id"),
+        name,
+        location,
+        daily_order_capacity,
+    })
+}
+
+pub fn fulfillment_center_to_proto(fc: &FulfillmentCenter) -> proto::FulfillmentCenter {
+    proto::FulfillmentCenter {
+        fc_id: fc.fc.to_string(),
+        name: fc.name.clone(),
+        location: fc.location.map(|point| proto::GeoPoint {
+            latitude: point.latitude(),
+            longitude: point.longitude(),
+        }),
+        daily_order_capacity: fc.daily_order_capacity,
+    }
 }
 
 /// Check the size of a batch before converting its orders one by one.
@@ -331,10 +395,12 @@ pub fn merchant(merchant: proto::Merchant) -> Result<Merchant> {
         auto_acknowledge,
         accept_regardless_of_inventory,
         split_tags,
+        routing_strategy,
     } = merchant;
     let mut v = Violations::default();
     v.id("merchant_id", &merchant_id);
     let fifo = v.enumeration::<proto::FifoStrategy>("fifo_strategy", fifo_strategy);
+    let routing = v.enumeration::<proto::RoutingStrategy>("routing_strategy", routing_strategy);
     v.count("fc_priority", fc_priority.len(), LIST_ENTRIES_MAX);
     let mut ranked_fcs = Vec::with_capacity(fc_priority.len().min(LIST_ENTRIES_MAX));
     for (i, name) in fc_priority.iter().enumerate().take(LIST_ENTRIES_MAX) {
@@ -359,6 +425,10 @@ pub fn merchant(merchant: proto::Merchant) -> Result<Merchant> {
         auto_acknowledge,
         accept_regardless_of_inventory,
         split_tags,
+        routing: match routing {
+            Some(proto::RoutingStrategy::Closest) => RoutingStrategy::Closest,
+            _ => RoutingStrategy::Ranked,
+        },
     })
 }
 
@@ -612,6 +682,7 @@ pub fn merchant_to_proto(merchant: &Merchant) -> proto::Merchant {
         auto_acknowledge,
         accept_regardless_of_inventory,
         split_tags,
+        routing,
     } = merchant;
     proto::Merchant {
         merchant_id: merchant_id.to_string(),
@@ -625,6 +696,14 @@ pub fn merchant_to_proto(merchant: &Merchant) -> proto::Merchant {
         auto_acknowledge: *auto_acknowledge,
         accept_regardless_of_inventory: *accept_regardless_of_inventory,
         split_tags: split_tags.clone(),
+        routing_strategy: routing_to_proto(*routing) as i32,
+    }
+}
+
+pub fn routing_to_proto(routing: RoutingStrategy) -> proto::RoutingStrategy {
+    match routing {
+        RoutingStrategy::Ranked => proto::RoutingStrategy::Ranked,
+        RoutingStrategy::Closest => proto::RoutingStrategy::Closest,
     }
 }
 
@@ -702,7 +781,7 @@ fn acknowledgement_to_proto(acknowledgement: Acknowledgement) -> proto::Acknowle
 /// behind it.
 pub fn order_to_proto(order: &Order, as_of: Timestamp) -> proto::OrderState {
     let mut state = full_order_to_proto(order, as_of);
-    state.decision = decision::decision_to_proto(order, &[]);
+    state.decision = decision::decision_to_proto(order, None);
     state
 }
 
@@ -711,7 +790,7 @@ pub fn order_to_proto(order: &Order, as_of: Timestamp) -> proto::OrderState {
 /// lean decision view (RULES §15).
 pub fn decided_to_proto(
     order: &Order,
-    considered: &[FcAssessment],
+    considered: Option<&Considered>,
     as_of: Timestamp,
     view: proto::OrderView,
 ) -> proto::OrderState {

@@ -1,23 +1,33 @@
 //! Decisions, explanations and simulations to protobuf (RULES §11).
 
 use crate::engine::{Explanation, Simulation};
-use crate::model::{self, DecisionRule, FcAssessment, Order, Timestamp};
+use crate::model::{self, Considered, DecisionRule, FcAssessment, Order, Timestamp};
 
-use super::convert::{decided_to_proto, fc_stock_to_proto, order_to_proto};
+use super::convert::{decided_to_proto, fc_stock_to_proto, order_to_proto, routing_to_proto};
 use super::proto;
 
 /// Most resulting orders one `SimulateSettings` answer carries.
 pub const SIMULATION_ORDERS_MAX: u32 = 1_000;
 
-/// The rule behind `order`'s state, with `considered` (the candidate FCs
-/// of the decision that placed it, when the caller has them) and a line
-/// for people. `None` for orders no rule placed where they are.
-pub fn decision_to_proto(order: &Order, considered: &[FcAssessment]) -> Option<proto::Decision> {
+/// The rule behind `order`'s state, with what the decision that placed it
+/// weighed (when the caller has it: the deciding call, `ExplainOrder`) and
+/// a line for people. `None` for orders no rule placed where they are.
+pub fn decision_to_proto(
+    order: &Order,
+    considered: Option<&Considered>,
+) -> Option<proto::Decision> {
     let rule = DecisionRule::of(order)?;
+    let (strategy, fcs) = match considered {
+        Some(considered) => (
+            routing_to_proto(considered.strategy),
+            considered.fcs.iter().map(assessment_to_proto).collect(),
+        ),
+        None => (proto::RoutingStrategy::Ranked, Vec::new()),
+    };
     Some(proto::Decision {
         rule: rule_to_proto(rule) as i32,
-        strategy: proto::RoutingStrategy::Ranked as i32,
-        fcs: considered.iter().map(assessment_to_proto).collect(),
+        strategy: strategy as i32,
+        fcs,
         summary: model::summary(rule, order),
     })
 }
@@ -35,6 +45,7 @@ fn assessment_to_proto(assessed: &FcAssessment) -> proto::FcAssessment {
         fc_id: assessed.fc.to_string(),
         chosen: assessed.chosen,
         rank: assessed.rank,
+        distance_km: assessed.distance_km,
         can_fill_order: assessed.can_fill_order,
         short: assessed
             .short
@@ -73,7 +84,7 @@ pub fn explanation_to_proto(explanation: &Explanation, as_of: Timestamp) -> prot
         now: explanation
             .now
             .as_ref()
-            .and_then(|(order, considered)| decision_to_proto(order, considered)),
+            .and_then(|(order, considered)| decision_to_proto(order, Some(considered))),
         lines: explanation
             .lines
             .iter()
@@ -97,7 +108,7 @@ pub fn simulation_to_proto(simulation: &Simulation, as_of: Timestamp) -> proto::
         orders: simulation
             .orders
             .iter()
-            .map(|order| decided_to_proto(order, &[], as_of, proto::OrderView::Full))
+            .map(|order| decided_to_proto(order, None, as_of, proto::OrderView::Full))
             .collect(),
     }
 }

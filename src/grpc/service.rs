@@ -473,6 +473,36 @@ impl AllocationService for Service {
         .await
     }
 
+    async fn upsert_fulfillment_center(
+        &self,
+        request: Request<FulfillmentCenter>,
+    ) -> Result<Response<FulfillmentCenter>, Status> {
+        metered("UpsertFulfillmentCenter", async move {
+            let fc = convert::fulfillment_center(request.into_inner())?;
+            let fc = self.engine.upsert_fulfillment_center(fc);
+            self.durable().await?;
+            Ok(Response::new(convert::fulfillment_center_to_proto(&fc)))
+        })
+        .await
+    }
+
+    async fn list_fulfillment_centers(
+        &self,
+        request: Request<ListFulfillmentCentersRequest>,
+    ) -> Result<Response<ListFulfillmentCentersResponse>, Status> {
+        metered("ListFulfillmentCenters", async move {
+            let ListFulfillmentCentersRequest {} = request.into_inner();
+            let fcs = self.engine.fulfillment_centers();
+            Ok(Response::new(ListFulfillmentCentersResponse {
+                fcs: fcs
+                    .iter()
+                    .map(convert::fulfillment_center_to_proto)
+                    .collect(),
+            }))
+        })
+        .await
+    }
+
     async fn explain_order(
         &self,
         request: Request<ExplainOrderRequest>,
@@ -597,11 +627,7 @@ fn answer(
         0 => &imported.order,
         i => &imported.children[i - 1],
     };
-    let considered = imported
-        .considered
-        .get(index)
-        .map_or(&[][..], Vec::as_slice);
-    convert::decided_to_proto(order, considered, now, view)
+    convert::decided_to_proto(order, imported.considered.get(index), now, view)
 }
 
 fn inventory_response(outcome: crate::engine::InventoryOutcome) -> InventoryResponse {

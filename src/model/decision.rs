@@ -9,7 +9,7 @@
 //! they are not kept, so they come only with the answer of the deciding
 //! call and with `ExplainOrder`.
 
-use super::{Acknowledgement, ExceptionReason, FcId, Order, OrderStatus, Sku};
+use super::{Acknowledgement, ExceptionReason, FcId, Order, OrderStatus, RoutingStrategy, Sku};
 
 /// Most candidate FCs one decision lists: chosen ones first, then by rank.
 pub const DECISION_FCS_MAX: usize = 16;
@@ -72,12 +72,15 @@ impl DecisionRule {
 }
 
 /// One candidate FC, as the decision saw it.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Debug)]
 pub struct FcAssessment {
     pub fc: FcId,
     pub chosen: bool,
     /// 1 = the most preferred candidate.
     pub rank: u32,
+    /// From the order's `ship_to`, when routing by distance and the FC's
+    /// location is known.
+    pub distance_km: Option<f64>,
     pub can_fill_order: bool,
     /// The lines this FC holds fewer units of than the order needs.
     pub short: Vec<LineShortfall>,
@@ -90,12 +93,12 @@ pub struct LineShortfall {
     pub available: u32,
 }
 
-/// The full decision: the rule and the FCs it weighed (chosen first, then
-/// by rank, at most `DECISION_FCS_MAX`; empty when no FC was weighed: a
-/// hold, a marketplace refusal).
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Decision {
-    pub rule: DecisionRule,
+/// What a decision weighed: the routing strategy it used and the candidate
+/// FCs (chosen first, then by rank, at most `DECISION_FCS_MAX`; empty when
+/// no FC was weighed: a hold, a marketplace refusal).
+#[derive(Clone, PartialEq, Debug, Default)]
+pub struct Considered {
+    pub strategy: RoutingStrategy,
     pub fcs: Vec<FcAssessment>,
 }
 

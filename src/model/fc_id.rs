@@ -74,6 +74,12 @@ impl FcId {
         Self::intern(name).expect("FC names within the interning limit")
     }
 
+    /// The dense number it was interned as (0, 1, 2, … in order of first
+    /// use): an index for per-FC tables.
+    pub fn number(self) -> usize {
+        self.0 as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         // An id is handed out only after its slot is filled, and slots are
         // never emptied, so the slot of an existing id always holds its name.

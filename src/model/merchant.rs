@@ -1,6 +1,6 @@
 //! Merchant settings: how a merchant wants its orders allocated.
 
-use super::{FcId, MerchantId};
+use super::{FcId, MerchantId, RoutingStrategy};
 
 /// How replenished stock is shared between waiting orders (RULES §5).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
@@ -28,6 +28,8 @@ pub struct Merchant {
     pub accept_regardless_of_inventory: bool,
     /// Auto-split rules: lines whose SKU carries one of these tags become a child order.
     pub split_tags: Vec<String>,
+    /// How to choose among the FCs that can ship an order (RULES §12).
+    pub routing: RoutingStrategy,
 }
 
 impl Merchant {
@@ -41,6 +43,7 @@ impl Merchant {
             auto_acknowledge: false,
             accept_regardless_of_inventory: false,
             split_tags: Vec::new(),
+            routing: RoutingStrategy::Ranked,
         }
     }
 

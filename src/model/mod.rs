@@ -7,17 +7,21 @@ mod event;
 mod fc_id;
 mod ids;
 mod merchant;
+mod network;
 mod order;
 mod shipment;
 mod time;
 
 pub use decision::{
-    summary, Decision, DecisionRule, FcAssessment, LineShortfall, DECISION_FCS_MAX,
+    summary, Considered, DecisionRule, FcAssessment, LineShortfall, DECISION_FCS_MAX,
 };
 pub use event::{EventKind, OrderEvent};
 pub use fc_id::{FcId, TooManyFcs, FC_IDS_MAX};
 pub use ids::{MerchantId, OrderId, OrderKey, Sku, SkuKey};
 pub use merchant::{FifoStrategy, Merchant};
+pub use network::{
+    distance_between, FulfillmentCenter, GeoPoint, RoutingStrategy, EARTH_RADIUS_KM,
+};
 pub use order::{
     Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, MarketplaceStatus, Order,
     OrderExtras, OrderLine, OrderRequest, OrderStatus,

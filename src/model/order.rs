@@ -1,6 +1,6 @@
 //! Orders: what upstream sent (`OrderRequest`) and what became of it (`Order`).
 
-use super::{FcId, MerchantId, OrderId, OrderKey, Shipment, Sku, Timestamp};
+use super::{FcId, GeoPoint, MerchantId, OrderId, OrderKey, Shipment, Sku, Timestamp};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
 pub enum Channel {
@@ -39,6 +39,8 @@ pub struct OrderRequest {
     pub channel: Channel,
     pub marketplace_status: MarketplaceStatus,
     pub hold_reason: Option<String>,
+    /// Where the order goes: closest routing measures from here (RULES §12).
+    pub ship_to: Option<GeoPoint>,
 }
 
 impl OrderRequest {
@@ -60,6 +62,7 @@ impl OrderRequest {
             channel: Channel::Direct,
             marketplace_status: MarketplaceStatus::Ready,
             hold_reason: None,
+            ship_to: None,
         }
     }
 

@@ -16,9 +16,9 @@ use crate::engine::{Effect, EffectRef};
 use crate::ledger::{FcStock, SkuInfo, SkuRecord};
 use crate::model::{
     Acknowledgement, Allocation, Channel, EventKind, ExceptionLine, ExceptionReason, FcId,
-    FifoStrategy, LabelSource, MarketplaceStatus, Merchant, MerchantId, Order, OrderEvent,
-    OrderExtras, OrderId, OrderLine, OrderRequest, OrderStatus, Shipment, Sku, SkuKey, Timestamp,
-    TrackingEvent, TrackingStatus,
+    FifoStrategy, FulfillmentCenter, GeoPoint, LabelSource, MarketplaceStatus, Merchant,
+    MerchantId, Order, OrderEvent, OrderExtras, OrderId, OrderLine, OrderRequest, OrderStatus,
+    RoutingStrategy, Shipment, Sku, SkuKey, Timestamp, TrackingEvent, TrackingStatus,
 };
 
 /// Longest string or list the decoder accepts: far above any limit the
@@ -41,6 +41,20 @@ const TAG_ORDER: u8 = 3;
 /// the record's first entry, so the feed's reader stops right after it.
 pub const TAG_EVENTS: u8 = 4;
 const TAG_NEXT_EVENT_SEQUENCE: u8 = 5;
+/// An FC of the network (RULES §12).
+const TAG_FC: u8 = 6;
+/// Layouts that add a field, written only when the field is set, so
+/// state without it keeps the bytes it always had: a merchant with a
+/// routing strategy, an order (and the request it keeps) with `ship_to`.
+const TAG_MERCHANT_ROUTED: u8 = 7;
+const TAG_ORDER_SHIPPED_TO: u8 = 8;
+
+/// Which layout an order's requests are in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RequestLayout {
+    Plain,
+    WithShipTo,
+}
 
 /// An enum stored as one byte. Its codes are listed once, in `codes!`,
 /// which writes both directions from that list: encoding is an exhaustive
@@ -92,6 +106,7 @@ codes! {
         None = 0, Acknowledged = 1, CancelledUnknownSku = 2, CancelledNoInventory = 3,
         RejectedNoInventory = 4,
     }
+    RoutingStrategy "routing strategy" { Ranked = 0, Closest = 1 }
     EventKind "event kind" {
         Allocated = 0, Exception = 1, Preempted = 2, Held = 3, Released = 4, Cancelled = 5,
         Shipped = 6, TrackingStatusChanged = 7, Completed = 8,
@@ -163,17 +178,38 @@ impl Writer {
 
     pub fn effect(&mut self, effect: EffectRef<'_>) {
         match effect {
-            EffectRef::Merchant(merchant) => {
+            EffectRef::Merchant(merchant) if merchant.routing == RoutingStrategy::Ranked => {
                 self.u8(TAG_MERCHANT);
                 self.merchant(merchant);
+            }
+            EffectRef::Merchant(merchant) => {
+                self.u8(TAG_MERCHANT_ROUTED);
+                self.merchant(merchant);
+                self.code(merchant.routing);
+            }
+            EffectRef::Fc(fc) => {
+                self.u8(TAG_FC);
+                self.fulfillment_center(fc);
             }
             EffectRef::Sku(key, record) => {
                 self.u8(TAG_SKU);
                 self.sku_record(key, record);
             }
             EffectRef::Order(order) => {
-                self.u8(TAG_ORDER);
-                self.order(order);
+                let shipped_to = order.request.ship_to.is_some()
+                    || order
+                        .extras()
+                        .submitted
+                        .as_ref()
+                        .is_some_and(|s| s.ship_to.is_some());
+                let layout = if shipped_to {
+                    self.u8(TAG_ORDER_SHIPPED_TO);
+                    RequestLayout::WithShipTo
+                } else {
+                    self.u8(TAG_ORDER);
+                    RequestLayout::Plain
+                };
+                self.order(order, layout);
             }
             EffectRef::NextEventSequence(next) => {
                 self.u8(TAG_NEXT_EVENT_SEQUENCE);
@@ -220,6 +256,24 @@ impl Writer {
         self.strings(merchant.split_tags.iter().map(String::as_str));
     }
 
+    fn fulfillment_center(&mut self, fc: &FulfillmentCenter) {
+        self.str(fc.fc.as_str());
+        self.str(&fc.name);
+        self.option_point(fc.location);
+        self.varint(fc.daily_order_capacity.into());
+    }
+
+    /// Present flag, then latitude and longitude as IEEE-754 bits.
+    fn option_point(&mut self, point: Option<GeoPoint>) {
+        self.bool(point.is_some());
+        if let Some(point) = point {
+            self.bytes
+                .extend_from_slice(&point.latitude().to_le_bytes());
+            self.bytes
+                .extend_from_slice(&point.longitude().to_le_bytes());
+        }
+    }
+
     pub fn sku_record(&mut self, key: &SkuKey, record: &SkuRecord) {
         self.str(key.merchant().as_str());
         self.str(key.sku().as_str());
@@ -235,8 +289,8 @@ impl Writer {
         }
     }
 
-    pub fn order(&mut self, order: &Order) {
-        self.order_request(&order.request);
+    fn order(&mut self, order: &Order, layout: RequestLayout) {
+        self.order_request(&order.request, layout);
         self.code(order.status);
         self.len(order.allocations.len());
         for allocation in &order.allocations {
@@ -275,13 +329,13 @@ impl Writer {
         self.strings(children.iter().map(OrderId::as_str));
         self.bool(submitted.is_some());
         if let Some(submitted) = submitted {
-            self.order_request(submitted);
+            self.order_request(submitted, layout);
         }
         self.varint(order.version);
         self.timestamp(order.imported_at);
     }
 
-    fn order_request(&mut self, request: &OrderRequest) {
+    fn order_request(&mut self, request: &OrderRequest, layout: RequestLayout) {
         self.str(request.merchant_id.as_str());
         self.str(request.order_id.as_str());
         self.timestamp(request.purchase_time);
@@ -299,6 +353,9 @@ impl Writer {
         self.code(request.channel);
         self.code(request.marketplace_status);
         self.option_str(request.hold_reason.as_deref());
+        if layout == RequestLayout::WithShipTo {
+            self.option_point(request.ship_to);
+        }
     }
 
     fn shipment(&mut self, shipment: &Shipment) {
@@ -496,11 +553,20 @@ impl<'a> Reader<'a> {
     pub fn effect(&mut self) -> Decoded<Effect> {
         match self.u8()? {
             TAG_MERCHANT => Ok(Effect::Merchant(self.merchant()?)),
+            TAG_MERCHANT_ROUTED => {
+                let mut merchant = self.merchant()?;
+                merchant.routing = self.code()?;
+                Ok(Effect::Merchant(merchant))
+            }
+            TAG_FC => Ok(Effect::Fc(self.fulfillment_center()?)),
             TAG_SKU => {
                 let (key, record) = self.sku_record()?;
                 Ok(Effect::Sku(key, record))
             }
-            TAG_ORDER => Ok(Effect::Order(Box::new(self.order()?))),
+            TAG_ORDER => Ok(Effect::Order(Box::new(self.order(RequestLayout::Plain)?))),
+            TAG_ORDER_SHIPPED_TO => Ok(Effect::Order(Box::new(
+                self.order(RequestLayout::WithShipTo)?,
+            ))),
             TAG_EVENTS => {
                 let first = self.u64()?;
                 let count = self.len()?;
@@ -534,7 +600,32 @@ impl<'a> Reader<'a> {
             auto_acknowledge: self.bool()?,
             accept_regardless_of_inventory: self.bool()?,
             split_tags: self.strings()?,
+            routing: RoutingStrategy::Ranked,
         })
+    }
+
+    fn fulfillment_center(&mut self) -> Decoded<FulfillmentCenter> {
+        Ok(FulfillmentCenter {
+            fc: self.fc()?,
+            name: self.str()?.to_string(),
+            location: self.option_point()?,
+            daily_order_capacity: match u32::try_from(self.varint()?) {
+                Ok(capacity) => capacity,
+                Err(_) => return self.error("daily order capacity above 2^32"),
+            },
+        })
+    }
+
+    fn option_point(&mut self) -> Decoded<Option<GeoPoint>> {
+        if !self.bool()? {
+            return Ok(None);
+        }
+        let latitude = f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"));
+        let longitude = f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"));
+        match GeoPoint::new(latitude, longitude) {
+            Some(point) => Ok(Some(point)),
+            None => self.error(format!("invalid location {latitude}, {longitude}")),
+        }
     }
 
     pub fn sku_record(&mut self) -> Decoded<(SkuKey, SkuRecord)> {
@@ -571,7 +662,7 @@ impl<'a> Reader<'a> {
         Ok((SkuKey::new(&merchant, &sku), SkuRecord { info, fcs }))
     }
 
-    fn order_request(&mut self) -> Decoded<OrderRequest> {
+    fn order_request(&mut self, layout: RequestLayout) -> Decoded<OrderRequest> {
         let merchant_id = self.merchant_id()?;
         let order_id = OrderId::new(self.str()?);
         let purchase_time = self.timestamp()?;
@@ -593,6 +684,11 @@ impl<'a> Reader<'a> {
         };
         let channel = self.code()?;
         let marketplace_status = self.code()?;
+        let hold_reason = self.option_str()?;
+        let ship_to = match layout {
+            RequestLayout::Plain => None,
+            RequestLayout::WithShipTo => self.option_point()?,
+        };
         Ok(OrderRequest {
             merchant_id,
             order_id,
@@ -602,7 +698,8 @@ impl<'a> Reader<'a> {
             partial_shipments,
             channel,
             marketplace_status,
-            hold_reason: self.option_str()?,
+            hold_reason,
+            ship_to,
         })
     }
 
@@ -628,8 +725,8 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub fn order(&mut self) -> Decoded<Order> {
-        let request = self.order_request()?;
+    fn order(&mut self, layout: RequestLayout) -> Decoded<Order> {
+        let request = self.order_request(layout)?;
         let status = self.code()?;
         let allocation_count = self.len()?;
         let allocations = (0..allocation_count)
@@ -668,7 +765,7 @@ impl<'a> Reader<'a> {
         let parent = self.option_str()?.map(|id| OrderId::new(&id));
         let children = self.strings()?.iter().map(|id| OrderId::new(id)).collect();
         let submitted = if self.bool()? {
-            Some(Box::new(self.order_request()?))
+            Some(Box::new(self.order_request(layout)?))
         } else {
             None
         };
@@ -771,6 +868,7 @@ mod tests {
             channel: Channel::Marketplace,
             marketplace_status: MarketplaceStatus::Ready,
             hold_reason: Some("why".into()),
+            ship_to: None,
         };
         let mut order = Order::imported(request, Timestamp::from_seconds(42));
         order.status = OrderStatus::PartiallyAllocated;
@@ -827,10 +925,60 @@ mod tests {
         });
         order.extras_mut().submitted = Some(Box::new(submitted));
         let mut writer = Writer::default();
-        writer.order(&order);
+        writer.effect(EffectRef::Order(&order));
         let mut reader = Reader::new(&writer.bytes, 0);
-        assert_eq!(reader.order().unwrap(), order);
+        assert_eq!(reader.effect().unwrap(), Effect::Order(Box::new(order)));
         assert!(reader.is_empty());
+    }
+
+    /// The layouts written only when their field is set (RULES §12): a
+    /// routed merchant, an order going somewhere (its request as submitted
+    /// too), an FC of the network; and nothing else changes.
+    #[test]
+    fn routing_fields_round_trip_in_their_own_layouts() {
+        let (mut merchant, _, _, mut order) = sample_effects();
+        merchant.routing = RoutingStrategy::Closest;
+        let point = GeoPoint::new(41.88, -87.63).unwrap();
+        let mut submitted = order.request.clone();
+        submitted.ship_to = Some(point);
+        order.extras_mut().submitted = Some(Box::new(submitted));
+        let fc = FulfillmentCenter {
+            fc: FcId::new("fc-chicago"),
+            name: "Chicago".into(),
+            location: Some(point),
+            daily_order_capacity: 250,
+        };
+        let unlocated = FulfillmentCenter {
+            location: None,
+            daily_order_capacity: 0,
+            ..fc.clone()
+        };
+        let mut writer = Writer::default();
+        writer.effect(EffectRef::Merchant(&merchant));
+        writer.effect(EffectRef::Order(&order));
+        writer.effect(EffectRef::Fc(&fc));
+        writer.effect(EffectRef::Fc(&unlocated));
+        assert_eq!(writer.bytes[0], TAG_MERCHANT_ROUTED);
+        let mut reader = Reader::new(&writer.bytes, 0);
+        assert_eq!(reader.effect().unwrap(), Effect::Merchant(merchant));
+        assert_eq!(reader.effect().unwrap(), Effect::Order(Box::new(order)));
+        assert_eq!(reader.effect().unwrap(), Effect::Fc(fc));
+        assert_eq!(reader.effect().unwrap(), Effect::Fc(unlocated));
+        assert!(reader.is_empty());
+    }
+
+    #[test]
+    fn an_invalid_location_on_disk_is_an_error() {
+        let mut writer = Writer::default();
+        writer.u8(TAG_FC);
+        writer.str("fc");
+        writer.str("");
+        writer.bool(true);
+        writer.bytes.extend_from_slice(&f64::NAN.to_le_bytes());
+        writer.bytes.extend_from_slice(&0f64.to_le_bytes());
+        writer.varint(0);
+        let error = Reader::new(&writer.bytes, 0).effect().unwrap_err();
+        assert!(error.what.contains("invalid location"), "{error}");
     }
 
     fn sample_effects() -> (Merchant, SkuKey, SkuRecord, Order) {

@@ -171,6 +171,10 @@ pub fn write(
         encode_entry(&mut batch, EffectRef::Merchant(&merchant));
         count += 1;
     }
+    for fc in engine.fulfillment_centers() {
+        encode_entry(&mut batch, EffectRef::Fc(&fc));
+        count += 1;
+    }
     out.entries(&batch, count)?;
     // Stripes, then orders, encoded in parallel chunks and written in order.
     let mut buffers = Buffers::default();

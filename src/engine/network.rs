@@ -1,0 +1,65 @@
+//! The FCs of the network (RULES §12): upserted, listed, journaled, and
+//! read by closest routing.
+
+use parking_lot::RwLock;
+
+use crate::model::{FcId, FulfillmentCenter};
+
+use super::{EffectRef, Engine};
+
+/// Every upserted FC, indexed by its id's dense number, with its location
+/// as a unit vector (what routing compares).
+#[derive(Debug, Default)]
+pub struct Network {
+    sites: Vec<Option<(FulfillmentCenter, Option<[f64; 3]>)>>,
+}
+
+impl Network {
+    /// Where `fc` is, if it was upserted with a location.
+    pub fn place(&self, fc: FcId) -> Option<[f64; 3]> {
+        self.sites.get(fc.number())?.as_ref()?.1
+    }
+
+    fn insert(&mut self, fc: FulfillmentCenter) {
+        let number = fc.fc.number();
+        if self.sites.len() <= number {
+            self.sites.resize_with(number + 1, || None);
+        }
+        let place = fc.location.map(|point| point.unit_vector());
+        self.sites[number] = Some((fc, place));
+    }
+}
+
+pub(super) type SharedNetwork = RwLock<Network>;
+
+impl Engine {
+    /// Create or replace an FC's record.
+    pub fn upsert_fulfillment_center(&self, fc: FulfillmentCenter) -> FulfillmentCenter {
+        // Journaled under the write lock, so the log orders upserts of one
+        // FC as they took effect.
+        let mut network = self.shared.network.write();
+        network.insert(fc.clone());
+        self.append(&[EffectRef::Fc(&fc)], |_| {});
+        fc
+    }
+
+    /// Every upserted FC, by id.
+    pub fn fulfillment_centers(&self) -> Vec<FulfillmentCenter> {
+        let mut fcs: Vec<FulfillmentCenter> = self
+            .shared
+            .network
+            .read()
+            .sites
+            .iter()
+            .flatten()
+            .map(|(fc, _)| fc.clone())
+            .collect();
+        fcs.sort_by_key(|fc| fc.fc);
+        fcs
+    }
+
+    /// Install a recovered FC record.
+    pub(super) fn restore_fc(&self, fc: FulfillmentCenter) {
+        self.shared.network.write().insert(fc);
+    }
+}
