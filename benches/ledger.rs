@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 use allocation::engine::EffectRef;
-use allocation::ledger::{FcStock, Ledger, SkuInfo, SkuRecord};
+use allocation::ledger::{FcStock, Ledger, SafetyStock, SkuInfo, SkuRecord};
 use allocation::model::{
     Allocation, FcId, MerchantId, Order, OrderLine, OrderRequest, OrderStatus, Sku, SkuKey,
     Timestamp,
@@ -44,6 +44,7 @@ fn ledger(keys: &[SkuKey]) -> Ledger {
                     ..FcStock::new(fc)
                 })
                 .collect(),
+            safety: SafetyStock::default(),
         };
         ledger.restore(key.clone(), record);
     }

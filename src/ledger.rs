@@ -41,7 +41,9 @@ impl FcStock {
         }
     }
 
-    pub fn available(&self) -> u32 {
+    /// Units not promised to any order. What allocation may take is less by
+    /// the SKU's safety stock here: `SkuRecord::available`.
+    pub fn unreserved(&self) -> u32 {
         self.on_hand - self.reserved
     }
 
@@ -68,12 +70,48 @@ pub struct SkuInfo {
     pub replenishable: bool,
 }
 
+/// Units allocation must leave on the shelf at each FC (RULES §12): one
+/// level for every FC of the SKU, and levels for single FCs that override it.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct SafetyStock {
+    pub every_fc: u32,
+    /// Sorted by FC id.
+    pub at: Vec<(FcId, u32)>,
+}
+
+impl SafetyStock {
+    pub fn units_at(&self, fc: FcId) -> u32 {
+        self.at
+            .iter()
+            .find(|(at, _)| *at == fc)
+            .map_or(self.every_fc, |&(_, units)| units)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.every_fc == 0 && self.at.is_empty()
+    }
+
+    /// Set the level of one FC (`Some`), or of every FC without a level of
+    /// its own (`None`).
+    pub fn set(&mut self, fc: Option<FcId>, units: u32) {
+        let Some(fc) = fc else {
+            self.every_fc = units;
+            return;
+        };
+        match self.at.binary_search_by(|(at, _)| at.cmp(&fc)) {
+            Ok(i) => self.at[i].1 = units,
+            Err(i) => self.at.insert(i, (fc, units)),
+        }
+    }
+}
+
 /// Everything the ledger knows about one SKU.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct SkuRecord {
     pub info: SkuInfo,
     /// One row per FC that ever had a count for this SKU, sorted by FC id.
     pub fcs: Vec<FcStock>,
+    pub safety: SafetyStock,
 }
 
 impl SkuRecord {
@@ -97,8 +135,15 @@ impl SkuRecord {
         &mut self.fcs[i]
     }
 
+    /// What allocation may take from `row` (one of this record's rows):
+    /// its unreserved units less the safety stock there, never below 0.
+    pub fn available(&self, row: &FcStock) -> u32 {
+        row.unreserved()
+            .saturating_sub(self.safety.units_at(row.fc))
+    }
+
     pub fn available_at(&self, fc: &FcId) -> u32 {
-        self.fc(fc).map_or(0, FcStock::available)
+        self.fc(fc).map_or(0, |row| self.available(row))
     }
 
     /// Promise `quantity` units at `fc` to an order. The caller has checked
@@ -106,7 +151,7 @@ impl SkuRecord {
     pub fn reserve(&mut self, fc: &FcId, quantity: u32) {
         let row = self.fc_mut(fc);
         assert!(
-            row.available() >= quantity,
+            row.unreserved() >= quantity,
             "over-reservation of {quantity} at {fc}"
         );
         row.reserved += quantity;

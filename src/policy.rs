@@ -41,15 +41,16 @@ struct Places {
     destination: [f64; 3],
     /// Per FC, its unit vector; `None`: no known location.
     fcs: SmallVec<[Option<[f64; 3]>; 16]>,
+    /// Per FC, how near it is (`nearness`): computed once, compared many times.
+    near: SmallVec<[f64; 16]>,
 }
 
 // The unit vectors are finite (built from validated coordinates).
 impl Eq for Places {}
 
-/// How near an FC is, smallest first: located before unlocated, then by
-/// descending dot product with the destination (no trigonometry).
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
-struct Nearness(bool, f64);
+/// An unlocated FC's nearness: after every located one (whose nearness is
+/// the negated dot product with the destination, in −1..=1).
+const UNLOCATED: f64 = 2.0;
 
 impl StockMatrix {
     pub fn new(needs: impl IntoIterator<Item = u32>, fc_count: usize) -> Self {
@@ -72,7 +73,19 @@ impl StockMatrix {
     ) {
         let fcs: SmallVec<[Option<[f64; 3]>; 16]> = fcs.into_iter().collect();
         debug_assert_eq!(fcs.len(), self.fc_count);
-        self.places = Some(Places { destination, fcs });
+        let to = destination;
+        let near = fcs
+            .iter()
+            .map(|place| match place {
+                Some(at) => -(at[0] * to[0] + at[1] * to[1] + at[2] * to[2]),
+                None => UNLOCATED,
+            })
+            .collect();
+        self.places = Some(Places {
+            destination,
+            fcs,
+            near,
+        });
     }
 
     /// How far an FC is from the destination, when both places are known.
@@ -81,15 +94,12 @@ impl StockMatrix {
         places.fcs[fc].map(|place| distance_between(place, places.destination))
     }
 
-    fn nearness(&self, fc: usize) -> Nearness {
-        match self.places.as_ref().and_then(|places| {
-            let place = places.fcs[fc]?;
-            let to = places.destination;
-            Some(-(place[0] * to[0] + place[1] * to[1] + place[2] * to[2]))
-        }) {
-            Some(negated_dot) => Nearness(false, negated_dot),
-            None => Nearness(true, 0.0),
-        }
+    /// How near an FC is, smaller is nearer: the negated dot product of
+    /// its place and the destination (monotonic in distance, and no
+    /// trigonometry), `UNLOCATED` without a place; 0 for every FC when not
+    /// routing by distance.
+    fn nearness(&self, fc: usize) -> f64 {
+        self.places.as_ref().map_or(0.0, |places| places.near[fc])
     }
 
     /// (FCs without a location, total distance of the located ones).
@@ -321,10 +331,9 @@ fn split_across_fewest_fcs(matrix: &StockMatrix, takes: &[u32]) -> Vec<Pick> {
     };
     if matrix.places.is_some() {
         chosen.sort_by(|&a, &b| {
-            let (a_near, b_near) = (matrix.nearness(a), matrix.nearness(b));
-            a_near
-                .partial_cmp(&b_near)
-                .unwrap_or(std::cmp::Ordering::Equal)
+            matrix
+                .nearness(a)
+                .total_cmp(&matrix.nearness(b))
                 .then(a.cmp(&b))
         });
     }
@@ -395,30 +404,35 @@ fn fewest_fcs_exact(matrix: &StockMatrix, takes: &[u32]) -> FcSet {
 /// Repeatedly choose the FC that covers the most still-needed units (ties:
 /// the nearer when routing by distance, then rank). Returned in rank order.
 fn fewest_fcs_greedy(matrix: &StockMatrix, takes: &[u32]) -> FcSet {
+    let n = matrix.fc_count;
     let mut remaining: PerLine<u32> = takes.iter().copied().collect();
     let mut chosen = FcSet::new();
+    // Every FC's gain, summed line by line over contiguous rows of the
+    // matrix: with 50 FCs this loop is most of a split's cost.
+    let mut gains: SmallVec<[u64; 16]> = SmallVec::from_elem(0, n);
     while remaining.iter().any(|&units| units > 0) {
-        let gain = |fc: usize| -> u64 {
-            remaining
-                .iter()
-                .enumerate()
-                .map(|(line, &units)| u64::from(units.min(matrix.available(line, fc))))
-                .sum()
-        };
-        let best = (0..matrix.fc_count)
-            .filter(|fc| !chosen.contains(fc))
-            .map(|fc| (gain(fc), fc))
-            // Highest gain; among equals the nearest, then the lowest index.
-            .max_by(|a, b| {
-                let nearer = matrix.nearness(b.1).partial_cmp(&matrix.nearness(a.1));
-                a.0.cmp(&b.0)
-                    .then(nearer.unwrap_or(std::cmp::Ordering::Equal))
-                    .then(b.1.cmp(&a.1))
-            });
-        let Some((units, fc)) = best.filter(|(units, _)| *units > 0) else {
+        gains.iter_mut().for_each(|gain| *gain = 0);
+        for (line, &units) in remaining.iter().enumerate().filter(|(_, &units)| units > 0) {
+            let row = &matrix.available[line * n..(line + 1) * n];
+            for (gain, &available) in gains.iter_mut().zip(row) {
+                *gain += u64::from(units.min(available));
+            }
+        }
+        // Highest gain; among equals the nearest, then the lowest index.
+        let mut best: Option<(u64, f64, usize)> = None;
+        for (fc, &gain) in gains.iter().enumerate() {
+            if gain == 0 || chosen.contains(&fc) {
+                continue;
+            }
+            let near = matrix.nearness(fc);
+            if best.is_none_or(|(most, nearest, _)| gain > most || (gain == most && near < nearest))
+            {
+                best = Some((gain, near, fc));
+            }
+        }
+        let Some((_, _, fc)) = best else {
             break;
         };
-        debug_assert!(units > 0);
         for (line, left) in remaining.iter_mut().enumerate() {
             *left -= (*left).min(matrix.available(line, fc));
         }

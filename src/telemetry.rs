@@ -99,6 +99,7 @@ pub const METHODS: &[(&str, RpcType)] = &[
     ("SetInventory", RpcType::Unary),
     ("AdjustInventory", RpcType::Unary),
     ("GetInventory", RpcType::Unary),
+    ("SetSafetyStock", RpcType::Unary),
     ("Allocate", RpcType::Unary),
     ("AllocateBatch", RpcType::Unary),
     ("GetOrder", RpcType::Unary),

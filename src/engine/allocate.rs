@@ -369,9 +369,9 @@ fn acknowledge(
     if merchant.accept_regardless_of_inventory {
         return Acknowledgement::Acknowledged;
     }
+    // Out of stock: nothing available anywhere, safety stock counted.
     let out_of_stock_for_good = records.iter().flatten().any(|record| {
-        let (on_hand, reserved) = record.totals();
-        on_hand == reserved && !record.info.replenishable
+        record.fcs.iter().all(|row| record.available(row) == 0) && !record.info.replenishable
     });
     match (out_of_stock_for_good, request.lines.len()) {
         (false, _) => Acknowledgement::Acknowledged,
@@ -418,9 +418,10 @@ fn plan_allocation(
         .map(|line| order.outstanding(line));
     let mut matrix = StockMatrix::new(needs, fcs.len());
     for (line, record) in records.iter().enumerate() {
-        for row in record.iter().flat_map(|record| &record.fcs) {
+        let Some(record) = record else { continue };
+        for row in &record.fcs {
             if let Some(index) = fcs.iter().position(|fc| *fc == row.fc) {
-                matrix.set_available(line, index, row.available());
+                matrix.set_available(line, index, record.available(row));
             }
         }
     }
@@ -515,7 +516,7 @@ fn candidate_fcs(
     }
     let mut ranked: SmallVec<[(usize, &FcId); 16]> = SmallVec::new();
     for record in records.iter().flatten() {
-        for row in record.fcs.iter().filter(|row| row.available() > 0) {
+        for row in record.fcs.iter().filter(|row| record.available(row) > 0) {
             if ranked.iter().all(|(_, fc)| **fc != row.fc) {
                 ranked.push((merchant.fc_rank(&row.fc), &row.fc));
             }

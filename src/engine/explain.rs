@@ -4,13 +4,13 @@
 //! journaled or announced.
 
 use crate::error::Result;
-use crate::ledger::{Stock, StockCopy};
+use crate::ledger::{SkuRecord, Stock, StockCopy};
 use crate::model::{Considered, FifoStrategy, Merchant, Order, OrderKey};
 use crate::order_book::OrderGuard;
 
 use super::allocate::{decide_on_copy, sku_keys, Occasion};
 use super::fifo::release_oldest_first;
-use super::inventory::InventoryView;
+use super::inventory::{view, InventoryView};
 use super::lifecycle::not_found;
 use super::reprocess::{redecide, PassCounts};
 use super::Engine;
@@ -58,14 +58,7 @@ impl Engine {
         }
         let lines = keys
             .iter()
-            .map(|key| InventoryView {
-                merchant: key.merchant().clone(),
-                sku: key.sku().clone(),
-                fcs: copy
-                    .get(key)
-                    .map(|record| record.fcs.clone())
-                    .unwrap_or_default(),
-            })
+            .map(|key| view(key, copy.get(key).unwrap_or(&SkuRecord::default())))
             .collect();
         let now = (!order.status.is_final() && !order.picked).then(|| {
             let mut again = order.clone();

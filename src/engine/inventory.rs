@@ -8,8 +8,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::error::{Error, Result};
-use crate::ledger::{FcStock, Locked, SkuInfo};
+use crate::error::{Error, FieldViolation, Result};
+use crate::ledger::{FcStock, Locked, SafetyStock, SkuInfo, SkuRecord};
 use crate::model::{
     ExceptionLine, ExceptionReason, FcId, FifoStrategy, MerchantId, Order, OrderId, OrderStatus,
     Sku, SkuKey,
@@ -46,6 +46,15 @@ pub struct InventoryView {
     pub merchant: MerchantId,
     pub sku: Sku,
     pub fcs: Vec<FcStock>,
+    pub safety: SafetyStock,
+}
+
+impl InventoryView {
+    /// What allocation may take from `row` (RULES §12).
+    pub fn available(&self, row: &FcStock) -> u32 {
+        row.unreserved()
+            .saturating_sub(self.safety.units_at(row.fc))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,7 +76,98 @@ struct Planned<'c> {
     increased: bool,
 }
 
+/// One safety-stock level to set (RULES §12): at one FC, or (`fc: None`)
+/// at every FC of the SKU without a level of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafetyLevel {
+    pub sku: Sku,
+    pub fc: Option<FcId>,
+    pub units: u32,
+}
+
 impl Engine {
+    /// Set safety-stock levels, all or nothing: every SKU must be known (in
+    /// the catalog or with stock rows), and every FC named must be one of
+    /// the network's or have a row for that SKU. For a FIFO merchant, a
+    /// level lowered frees units, which go to the oldest orders at once,
+    /// as a receipt's do; other merchants' waiting orders take them at the
+    /// next pass.
+    pub fn set_safety_stock(
+        &self,
+        merchant: &MerchantId,
+        levels: &[SafetyLevel],
+    ) -> Result<InventoryOutcome> {
+        let keys: Vec<SkuKey> = levels
+            .iter()
+            .map(|level| SkuKey::new(merchant, &level.sku))
+            .collect();
+        let mut lowered = Vec::new();
+        let views = {
+            let mut locked = self.shared.ledger.lock(&keys);
+            let mut violations = Vec::new();
+            for (i, (key, level)) in keys.iter().zip(levels).enumerate() {
+                let Some(record) = locked.get(key) else {
+                    violations.push(FieldViolation::new(
+                        format!("levels[{i}].sku"),
+                        format!(
+                            "SKU {} is unknown: register it or count its stock first",
+                            level.sku
+                        ),
+                    ));
+                    continue;
+                };
+                if let Some(fc) = level.fc {
+                    let known = record.fc(&fc).is_some() || self.shared.network.read().knows(fc);
+                    if !known {
+                        violations.push(FieldViolation::new(
+                            format!("levels[{i}].fc_id"),
+                            format!(
+                                "FC {fc} is not in the network and has no stock of {}",
+                                level.sku
+                            ),
+                        ));
+                    }
+                }
+            }
+            if !violations.is_empty() {
+                return Err(Error::InvalidArgument(violations));
+            }
+            for (key, level) in keys.iter().zip(levels) {
+                let safety = &mut locked.entry(key).safety;
+                let before = match level.fc {
+                    Some(fc) => safety.units_at(fc),
+                    None => safety.every_fc,
+                };
+                safety.set(level.fc, level.units);
+                if level.units < before {
+                    lowered.push(level.sku.clone());
+                }
+            }
+            self.log_change(&locked, &keys, &[]);
+            let mut seen = HashSet::with_capacity(keys.len());
+            keys.iter()
+                .filter(|key| seen.insert(key.sku()))
+                .map(|key| view(key, locked.get(key).expect("checked above")))
+                .collect::<Vec<_>>()
+        };
+        let mut outcome = InventoryOutcome {
+            views,
+            shortage_orders: Vec::new(),
+            fifo: None,
+        };
+        let settings = self.merchant(merchant);
+        if settings.fifo_strategy != FifoStrategy::None && !lowered.is_empty() {
+            lowered.sort_unstable();
+            lowered.dedup();
+            let _pass = self.shared.pass_lock.lock();
+            outcome.fifo = Some(self.fifo_release_locked(&settings, &lowered));
+            for view in &mut outcome.views {
+                *view = self.inventory(merchant, &view.sku)?;
+            }
+        }
+        Ok(outcome)
+    }
+
     /// Add or replace catalog entries. Returns (newly registered, updated).
     pub fn register_skus(&self, merchant: &MerchantId, skus: &[(Sku, SkuInfo)]) -> (u32, u32) {
         let keys: Vec<SkuKey> = skus
@@ -98,7 +198,7 @@ impl Engine {
         let locked = self.shared.ledger.lock([&key]);
         locked
             .get(&key)
-            .map(|record| view(&key, record.fcs.clone()))
+            .map(|record| view(&key, record))
             .ok_or_else(|| Error::NotFound(format!("SKU {sku} of merchant {merchant}")))
     }
 
@@ -372,12 +472,7 @@ fn apply(
     let views: Vec<InventoryView> = keys
         .iter()
         .filter(|key| seen.insert(key.sku()))
-        .map(|key| {
-            view(
-                key,
-                locked.get(key).map(|r| r.fcs.clone()).unwrap_or_default(),
-            )
-        })
+        .map(|key| view(key, locked.get(key).unwrap_or(&SkuRecord::default())))
         .collect();
     let mut grown: Vec<Sku> = planned
         .iter()
@@ -394,10 +489,11 @@ fn apply(
     (outcome, grown)
 }
 
-fn view(key: &SkuKey, fcs: Vec<FcStock>) -> InventoryView {
+pub(super) fn view(key: &SkuKey, record: &SkuRecord) -> InventoryView {
     InventoryView {
         merchant: key.merchant().clone(),
         sku: key.sku().clone(),
-        fcs,
+        fcs: record.fcs.clone(),
+        safety: record.safety.clone(),
     }
 }

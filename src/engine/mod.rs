@@ -42,7 +42,7 @@ pub use allocate::Imported;
 pub use changes::{ChangeLog, Effect, EffectRef, EventSink};
 pub use explain::{Explanation, Simulation};
 pub use fifo::FifoOutcome;
-pub use inventory::{CountChange, InventoryChange, InventoryOutcome, InventoryView};
+pub use inventory::{CountChange, InventoryChange, InventoryOutcome, InventoryView, SafetyLevel};
 pub use network::Network;
 pub use queries::{Audit, OrderPage, PageCursor};
 pub use reprocess::PassCounts;

@@ -20,6 +20,11 @@ impl Network {
         self.sites.get(fc.number())?.as_ref()?.1
     }
 
+    /// Whether `fc` was upserted.
+    pub fn knows(&self, fc: FcId) -> bool {
+        self.sites.get(fc.number()).is_some_and(Option::is_some)
+    }
+
     fn insert(&mut self, fc: FulfillmentCenter) {
         let number = fc.fc.number();
         if self.sites.len() <= number {

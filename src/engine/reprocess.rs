@@ -413,7 +413,7 @@ impl Engine {
                     .ledger
                     .lock([key])
                     .get(key)
-                    .is_some_and(|record| record.fcs.iter().any(|row| row.available() > 0))
+                    .is_some_and(|record| record.fcs.iter().any(|row| record.available(row) > 0))
             })
             .collect()
     }

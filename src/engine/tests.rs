@@ -96,7 +96,7 @@ fn available(engine: &Engine, sku: &str, fc: &str) -> u32 {
         .fcs
         .iter()
         .find(|row| row.fc == FcId::new(fc))
-        .map_or(0, |row| row.available())
+        .map_or(0, crate::ledger::FcStock::unreserved)
 }
 
 fn assert_consistent(engine: &Engine) {

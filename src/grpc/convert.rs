@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::fmt::Display;
 
-use crate::engine::{CountChange, InventoryChange, InventoryView, PageCursor};
+use crate::engine::{CountChange, InventoryChange, InventoryView, PageCursor, SafetyLevel};
 use crate::error::{Error, FieldViolation, Result};
 use crate::ledger::SkuInfo;
 use crate::model::limits::{
@@ -536,6 +536,55 @@ fn inventory_changes(
     v.finish((MerchantId::new(merchant_id), changes))
 }
 
+/// `SetSafetyStock`: levels per (SKU, FC), or per SKU for every FC.
+pub fn set_safety_stock(
+    request: proto::SetSafetyStockRequest,
+) -> Result<(MerchantId, Vec<SafetyLevel>)> {
+    let proto::SetSafetyStockRequest {
+        merchant_id,
+        levels,
+    } = request;
+    let mut v = Violations::default();
+    v.id("merchant_id", &merchant_id);
+    v.non_empty("levels", levels.len());
+    v.count("levels", levels.len(), INVENTORY_ENTRIES_MAX);
+    let mut seen = HashSet::new();
+    let mut parsed = Vec::with_capacity(levels.len().min(INVENTORY_ENTRIES_MAX));
+    for (i, proto::SafetyStockLevel { sku, fc_id, units }) in
+        levels.iter().enumerate().take(INVENTORY_ENTRIES_MAX)
+    {
+        let sku_ok = v.id(format_args!("levels[{i}].sku"), sku);
+        let fc = match fc_id.as_str() {
+            "" => Some(None),
+            id => v.fc(format_args!("levels[{i}].fc_id"), id).map(Some),
+        };
+        if sku_ok && fc.is_some() && !seen.insert((sku, fc_id)) {
+            v.add(
+                format_args!("levels[{i}]"),
+                format!("SKU {sku} at {fc_id:?} is listed twice"),
+            );
+        }
+        let units = match u32::try_from(*units) {
+            Ok(units) if u64::from(units) <= UNITS_MAX => units,
+            _ => {
+                v.add(
+                    format_args!("levels[{i}].units"),
+                    format!("must be in 0..={UNITS_MAX}, got {units}"),
+                );
+                0
+            }
+        };
+        if let Some(fc) = fc {
+            parsed.push(SafetyLevel {
+                sku: Sku::new(sku),
+                fc,
+                units,
+            });
+        }
+    }
+    v.finish((MerchantId::new(&merchant_id), parsed))
+}
+
 pub fn set_inventory(
     request: proto::SetInventoryRequest,
 ) -> Result<(MerchantId, Vec<InventoryChange>)> {
@@ -711,18 +760,24 @@ pub fn inventory_view_to_proto(view: &InventoryView) -> proto::InventoryView {
     proto::InventoryView {
         sku: view.sku.to_string(),
         merchant_id: view.merchant.to_string(),
-        fcs: view.fcs.iter().map(fc_stock_to_proto).collect(),
+        fcs: fc_stocks_to_proto(view),
     }
 }
 
-pub fn fc_stock_to_proto(row: &crate::ledger::FcStock) -> proto::FcStock {
-    proto::FcStock {
-        fc_id: row.fc.to_string(),
-        on_hand: row.on_hand.into(),
-        reserved: row.reserved.into(),
-        available: row.available().into(),
-        picked: row.picked.into(),
-    }
+/// Each row of a SKU's stock, with the safety stock there and what
+/// allocation may take.
+pub fn fc_stocks_to_proto(view: &InventoryView) -> Vec<proto::FcStock> {
+    view.fcs
+        .iter()
+        .map(|row| proto::FcStock {
+            fc_id: row.fc.to_string(),
+            on_hand: row.on_hand.into(),
+            reserved: row.reserved.into(),
+            available: view.available(row).into(),
+            picked: row.picked.into(),
+            safety_stock: view.safety.units_at(row.fc).into(),
+        })
+        .collect()
 }
 
 fn order_status_from_proto(status: proto::OrderStatus) -> Option<OrderStatus> {

@@ -3,7 +3,7 @@
 use crate::engine::{Explanation, Simulation};
 use crate::model::{self, Considered, DecisionRule, FcAssessment, Order, Timestamp};
 
-use super::convert::{decided_to_proto, fc_stock_to_proto, order_to_proto, routing_to_proto};
+use super::convert::{decided_to_proto, fc_stocks_to_proto, order_to_proto, routing_to_proto};
 use super::proto;
 
 /// Most resulting orders one `SimulateSettings` answer carries.
@@ -90,7 +90,7 @@ pub fn explanation_to_proto(explanation: &Explanation, as_of: Timestamp) -> prot
             .iter()
             .map(|view| proto::LineStock {
                 sku: view.sku.to_string(),
-                fcs: view.fcs.iter().map(fc_stock_to_proto).collect(),
+                fcs: fc_stocks_to_proto(view),
             })
             .collect(),
     }

@@ -168,6 +168,21 @@ impl AllocationService for Service {
         .await
     }
 
+    async fn set_safety_stock(
+        &self,
+        request: Request<SetSafetyStockRequest>,
+    ) -> Result<Response<InventoryResponse>, Status> {
+        metered("SetSafetyStock", async move {
+            let (merchant, levels) = convert::set_safety_stock(request.into_inner())?;
+            let outcome = self
+                .blocking(move |engine| engine.set_safety_stock(&merchant, &levels))
+                .await?;
+            self.durable().await?;
+            Ok(Response::new(inventory_response(outcome)))
+        })
+        .await
+    }
+
     async fn get_inventory(
         &self,
         request: Request<GetInventoryRequest>,

@@ -13,7 +13,7 @@
 //! their sequence numbers from them.
 
 use crate::engine::{Effect, EffectRef};
-use crate::ledger::{FcStock, SkuInfo, SkuRecord};
+use crate::ledger::{FcStock, SafetyStock, SkuInfo, SkuRecord};
 use crate::model::{
     Acknowledgement, Allocation, Channel, EventKind, ExceptionLine, ExceptionReason, FcId,
     FifoStrategy, FulfillmentCenter, GeoPoint, LabelSource, MarketplaceStatus, Merchant,
@@ -48,6 +48,8 @@ const TAG_FC: u8 = 6;
 /// routing strategy, an order (and the request it keeps) with `ship_to`.
 const TAG_MERCHANT_ROUTED: u8 = 7;
 const TAG_ORDER_SHIPPED_TO: u8 = 8;
+/// A SKU record with safety stock.
+const TAG_SKU_GUARDED: u8 = 9;
 
 /// Which layout an order's requests are in.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -191,9 +193,19 @@ impl Writer {
                 self.u8(TAG_FC);
                 self.fulfillment_center(fc);
             }
-            EffectRef::Sku(key, record) => {
+            EffectRef::Sku(key, record) if record.safety.is_empty() => {
                 self.u8(TAG_SKU);
                 self.sku_record(key, record);
+            }
+            EffectRef::Sku(key, record) => {
+                self.u8(TAG_SKU_GUARDED);
+                self.sku_record(key, record);
+                self.quantity(record.safety.every_fc);
+                self.len(record.safety.at.len());
+                for &(fc, units) in &record.safety.at {
+                    self.str(fc.as_str());
+                    self.quantity(units);
+                }
             }
             EffectRef::Order(order) => {
                 let shipped_to = order.request.ship_to.is_some()
@@ -563,6 +575,21 @@ impl<'a> Reader<'a> {
                 let (key, record) = self.sku_record()?;
                 Ok(Effect::Sku(key, record))
             }
+            TAG_SKU_GUARDED => {
+                let (key, mut record) = self.sku_record()?;
+                record.safety.every_fc = self.quantity()?;
+                let count = self.len()?;
+                for _ in 0..count {
+                    let fc = self.fc()?;
+                    let units = self.quantity()?;
+                    if record.safety.at.last().is_some_and(|&(last, _)| last >= fc) {
+                        return self
+                            .error(format!("safety stock of {} is not sorted by FC", key.sku()));
+                    }
+                    record.safety.at.push((fc, units));
+                }
+                Ok(Effect::Sku(key, record))
+            }
             TAG_ORDER => Ok(Effect::Order(Box::new(self.order(RequestLayout::Plain)?))),
             TAG_ORDER_SHIPPED_TO => Ok(Effect::Order(Box::new(
                 self.order(RequestLayout::WithShipTo)?,
@@ -659,7 +686,12 @@ impl<'a> Reader<'a> {
             }
             fcs.push(row);
         }
-        Ok((SkuKey::new(&merchant, &sku), SkuRecord { info, fcs }))
+        let record = SkuRecord {
+            info,
+            fcs,
+            safety: SafetyStock::default(),
+        };
+        Ok((SkuKey::new(&merchant, &sku), record))
     }
 
     fn order_request(&mut self, layout: RequestLayout) -> Decoded<OrderRequest> {
@@ -932,11 +964,14 @@ mod tests {
     }
 
     /// The layouts written only when their field is set (RULES §12): a
-    /// routed merchant, an order going somewhere (its request as submitted
-    /// too), an FC of the network; and nothing else changes.
+    /// routed merchant, a SKU with safety stock, an order going somewhere
+    /// (its request as submitted too), an FC of the network.
     #[test]
     fn routing_fields_round_trip_in_their_own_layouts() {
-        let (mut merchant, _, _, mut order) = sample_effects();
+        let (mut merchant, key, mut record, mut order) = sample_effects();
+        record.safety.set(None, 2);
+        record.safety.set(Some(FcId::new("b")), 7);
+        record.safety.set(Some(FcId::new("a")), 0);
         merchant.routing = RoutingStrategy::Closest;
         let point = GeoPoint::new(41.88, -87.63).unwrap();
         let mut submitted = order.request.clone();
@@ -955,12 +990,14 @@ mod tests {
         };
         let mut writer = Writer::default();
         writer.effect(EffectRef::Merchant(&merchant));
+        writer.effect(EffectRef::Sku(&key, &record));
         writer.effect(EffectRef::Order(&order));
         writer.effect(EffectRef::Fc(&fc));
         writer.effect(EffectRef::Fc(&unlocated));
         assert_eq!(writer.bytes[0], TAG_MERCHANT_ROUTED);
         let mut reader = Reader::new(&writer.bytes, 0);
         assert_eq!(reader.effect().unwrap(), Effect::Merchant(merchant));
+        assert_eq!(reader.effect().unwrap(), Effect::Sku(key, record));
         assert_eq!(reader.effect().unwrap(), Effect::Order(Box::new(order)));
         assert_eq!(reader.effect().unwrap(), Effect::Fc(fc));
         assert_eq!(reader.effect().unwrap(), Effect::Fc(unlocated));
@@ -1009,6 +1046,7 @@ mod tests {
                     picked: 0,
                 },
             ],
+            ..Default::default()
         };
         (merchant, key, record, sample_order())
     }
