@@ -630,6 +630,16 @@ mod tests {
         assert!(assessed[0].can_fill_order && assessed[0].short.is_empty());
     }
 
+    /// A seeded xorshift64 generator, for the randomized sweeps.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     /// Unit vectors of FCs spread along the equator, `degrees` east of 0.
     fn place(degrees: f64) -> [f64; 3] {
         crate::model::GeoPoint::new(0.0, degrees)
@@ -685,13 +695,7 @@ mod tests {
 
     #[test]
     fn closest_split_matches_brute_force_on_random_small_networks() {
-        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         for _ in 0..400 {
             let lines = 1 + (next() % 3) as usize;
             let fcs = 2 + (next() % 5) as usize;
@@ -761,13 +765,7 @@ mod tests {
     #[test]
     fn exact_cover_is_never_larger_than_greedy() {
         // Small seeded sweep: the exact search must find a cover no larger than greedy's.
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..500 {
             let lines = 1 + (next() % 4) as usize;
             let fcs = 1 + (next() % 6) as usize;
