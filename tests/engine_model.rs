@@ -1,7 +1,8 @@
 //! Seeded randomized model test: random operation sequences are applied to
 //! the engine and to a plain, obviously-correct model (maps, brute-force
 //! search over FC subsets); after every step their answers and their stock
-//! must agree. A failure names its seed and step; rerun one seed with
+//! must agree. Safety stock is part of it: the model keeps it per cell and
+//! allocates only what is above it. A failure names its seed and step; rerun one seed with
 //! `MODEL_SEED=<seed> cargo test --test engine_model`.
 
 #[path = "support/rng.rs"]
@@ -10,7 +11,7 @@ use rng::Rng;
 
 use std::collections::BTreeMap;
 
-use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
+use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange, SafetyLevel};
 use allocation::error::Error;
 use allocation::model::{
     Allocation, ExceptionLine, ExceptionReason, FcId, Merchant, OrderKey, OrderLine, OrderRequest,
@@ -44,6 +45,8 @@ struct ModelOrder {
 struct Model {
     cells: BTreeMap<(String, String), Cell>,
     orders: BTreeMap<String, ModelOrder>,
+    /// Units allocation must leave, per (SKU, FC).
+    safety: BTreeMap<(String, String), u64>,
 }
 
 /// FCs in the merchant's rank order.
@@ -61,9 +64,11 @@ fn ranked_fcs() -> Vec<&'static str> {
 
 impl Model {
     fn available(&self, sku: &str, fc: &str) -> u64 {
+        let cell = (sku.to_string(), fc.to_string());
+        let safety = self.safety.get(&cell).copied().unwrap_or(0);
         self.cells
-            .get(&(sku.to_string(), fc.to_string()))
-            .map_or(0, |c| c.on_hand - c.reserved)
+            .get(&cell)
+            .map_or(0, |c| (c.on_hand - c.reserved).saturating_sub(safety))
     }
 
     fn known(&self, sku: &str) -> bool {
@@ -285,7 +290,24 @@ fn run(seed: u64) {
         let context = format!("seed {seed} step {step}");
         let existing: Vec<String> = model.orders.keys().cloned().collect();
         let pick_order = |rng: &mut Rng| existing.get(rng.below(existing.len().max(1))).cloned();
-        match rng.below(10) {
+        match rng.below(11) {
+            10 => {
+                // A safety level at a cell the SKU has a row at.
+                let cells: Vec<(String, String)> = model.cells.keys().cloned().collect();
+                let Some((sku, fc)) = cells.get(rng.below(cells.len().max(1))).cloned() else {
+                    continue;
+                };
+                let units = rng.below(4) as u32;
+                let level = SafetyLevel {
+                    sku: sku.as_str().into(),
+                    fc: Some(FcId::new(&fc)),
+                    units,
+                };
+                engine
+                    .set_safety_stock(&"m".into(), &[level])
+                    .unwrap_or_else(|error| panic!("{context}: safety stock: {error}"));
+                model.safety.insert((sku, fc), u64::from(units));
+            }
             0 | 1 => {
                 let (sku, fc) = (SKUS[rng.below(SKUS.len())], FCS[rng.below(FCS.len())]);
                 let units = rng.below(8) as u64;
@@ -467,6 +489,12 @@ fn run(seed: u64) {
                 picked: row.picked.into(),
             };
             assert_eq!(got, *cell, "{context}: stock of {sku} at {fc}");
+            let safety = model.safety.get(&(sku.clone(), fc.clone())).copied();
+            assert_eq!(
+                u64::from(view.safety.units_at(row.fc)),
+                safety.unwrap_or(0),
+                "{context}: safety stock of {sku} at {fc}"
+            );
         }
         for (id, want) in &model.orders {
             let got = engine.order(&key(id)).unwrap();
