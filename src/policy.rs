@@ -706,7 +706,10 @@ mod tests {
                 }
             }
             let places: Vec<Option<[f64; 3]>> = (0..fcs)
-                .map(|_| (next() % 5 != 0).then(|| place((next() % 3600) as f64 / 10.0 - 180.0)))
+                .map(|_| {
+                    (!next().is_multiple_of(5))
+                        .then(|| place((next() % 3600) as f64 / 10.0 - 180.0))
+                })
                 .collect();
             m.set_places(place(0.0), places);
             let takes: Vec<u32> = (0..lines)
