@@ -133,10 +133,10 @@ pub fn summary(rule: DecisionRule, order: &Order) -> String {
         .map(|line| u64::from(line.quantity))
         .sum();
     match rule {
-        DecisionRule::SingleFc => {
-            let fc = chosen.first().map_or("", |fc| fc.as_str());
-            format!("{fc} is the most preferred FC that holds every line")
-        }
+        DecisionRule::SingleFc => match chosen.first() {
+            Some(fc) => format!("{fc} is the most preferred FC that holds every line"),
+            None => "nothing is left to allocate".to_string(),
+        },
         DecisionRule::AssignedFc => {
             let fc = order.request.assigned_fc.map_or("", FcId::as_str);
             format!("assigned FC {fc} holds every line")
