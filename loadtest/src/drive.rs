@@ -20,7 +20,7 @@ use tonic::Code;
 
 use crate::verify::Verification;
 use crate::workload::{Rng, Workload};
-use crate::{Args, Mode};
+use crate::{Args, Mode, View};
 
 /// Open loop: requests in flight beyond this are not sent (counted as
 /// missed), so an overloaded server cannot make the harness grow without bound.
@@ -29,6 +29,7 @@ const OPEN_LOOP_IN_FLIGHT_MAX: usize = 20_000;
 /// What a run measured.
 pub struct Report {
     pub mode: Mode,
+    pub view: View,
     pub seconds: f64,
     pub requests: u64,
     /// Orders acknowledged by Allocate / AllocateBatch.
@@ -49,9 +50,10 @@ pub struct Report {
 }
 
 impl Report {
-    fn new(mode: Mode) -> Self {
+    fn new(mode: Mode, view: View) -> Self {
         Self {
             mode,
+            view,
             seconds: 0.0,
             requests: 0,
             orders: 0,
@@ -90,8 +92,9 @@ impl Report {
 
     pub fn table(&self) -> String {
         let mut out = format!(
-            "mode {:?}: {} requests, {} orders in {:.2} s = {:.0} requests/s, {:.0} orders/s\n",
+            "mode {:?}, view {:?}: {} requests, {} orders in {:.2} s = {:.0} requests/s, {:.0} orders/s\n",
             self.mode,
+            self.view,
             self.requests,
             self.orders,
             self.seconds,
@@ -129,6 +132,7 @@ impl Report {
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "mode": format!("{:?}", self.mode).to_lowercase(),
+            "view": format!("{:?}", self.view).to_lowercase(),
             "seconds": self.seconds,
             "requests": self.requests,
             "orders": self.orders,
@@ -277,6 +281,7 @@ async fn allocate_once(
         return match client
             .allocate(AllocateRequest {
                 order,
+                view: args.view.to_proto() as i32,
                 ..Default::default()
             })
             .await
@@ -288,6 +293,7 @@ async fn allocate_once(
     match client
         .allocate_batch(AllocateBatchRequest {
             orders,
+            view: args.view.to_proto() as i32,
             ..Default::default()
         })
         .await
@@ -419,7 +425,7 @@ pub async fn drive(
     let started = Instant::now();
     let deadline = started + args.duration();
     let budget = Arc::new(AtomicU64::new(args.requests_max));
-    let mut report = Report::new(args.mode);
+    let mut report = Report::new(args.mode, args.view);
     match args.mode {
         Mode::Closed => {
             let mut workers = Vec::new();

@@ -32,6 +32,24 @@ pub enum Mode {
     Open,
 }
 
+/// How much of each order the allocation answers carry (RULES §15).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// The whole order state, with the decision's candidate FCs.
+    Full,
+    /// Ids, status, allocations and the decision's rule: the throughput path.
+    Decision,
+}
+
+impl View {
+    pub fn to_proto(self) -> allocation::grpc::proto::OrderView {
+        match self {
+            View::Full => allocation::grpc::proto::OrderView::Full,
+            View::Decision => allocation::grpc::proto::OrderView::Decision,
+        }
+    }
+}
+
 #[derive(clap::Parser, Clone, Debug)]
 #[command(
     about = "Load-test an allocation service over gRPC, then check the no-oversell invariant"
@@ -61,6 +79,9 @@ pub struct Args {
     /// Orders per request: 1 sends unary Allocate, more sends AllocateBatch.
     #[arg(long, default_value_t = 1)]
     pub batch_size: usize,
+    /// The answer view the allocation calls ask for.
+    #[arg(long, value_enum, default_value_t = View::Full)]
+    pub view: View,
     #[arg(long, default_value_t = 10)]
     pub merchants: usize,
     /// SKUs per merchant.

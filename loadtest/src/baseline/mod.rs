@@ -131,6 +131,7 @@ async fn drive<B: Backend>(
     }
     let mut report = Report {
         mode: Mode::Closed,
+        view: args.view,
         seconds: 0.0,
         requests: 0,
         orders: 0,
