@@ -91,6 +91,12 @@ impl SafetyStock {
         self.every_fc == 0 && self.at.is_empty()
     }
 
+    /// What allocation may take from `row`: its unreserved units less the
+    /// level at its FC, never below 0.
+    pub fn available(&self, row: &FcStock) -> u32 {
+        row.unreserved().saturating_sub(self.units_at(row.fc))
+    }
+
     /// Set the level of one FC (`Some`), or of every FC without a level of
     /// its own (`None`).
     pub fn set(&mut self, fc: Option<FcId>, units: u32) {
@@ -138,8 +144,7 @@ impl SkuRecord {
     /// What allocation may take from `row` (one of this record's rows):
     /// its unreserved units less the safety stock there, never below 0.
     pub fn available(&self, row: &FcStock) -> u32 {
-        row.unreserved()
-            .saturating_sub(self.safety.units_at(row.fc))
+        self.safety.available(row)
     }
 
     pub fn available_at(&self, fc: &FcId) -> u32 {

@@ -52,8 +52,7 @@ pub struct InventoryView {
 impl InventoryView {
     /// What allocation may take from `row` (RULES §12).
     pub fn available(&self, row: &FcStock) -> u32 {
-        row.unreserved()
-            .saturating_sub(self.safety.units_at(row.fc))
+        self.safety.available(row)
     }
 }
 

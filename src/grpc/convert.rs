@@ -18,7 +18,7 @@ use crate::model::{
     Acknowledgement, Allocation, Channel, Considered, ExceptionLine, ExceptionReason, FcId,
     FifoStrategy, FulfillmentCenter, GeoPoint, MarketplaceStatus, Merchant, MerchantId, Order,
     OrderExtras, OrderId, OrderKey, OrderLine, OrderRequest, OrderStatus, RoutingStrategy, Sku,
-    Timestamp,
+    Timestamp, LATITUDE_MAX, LONGITUDE_MAX,
 };
 
 use super::{decision, proto, shipping};
@@ -78,8 +78,8 @@ impl Violations {
             longitude,
         } = point;
         for (name, value, limit) in [
-            ("latitude", latitude, 90.0),
-            ("longitude", longitude, 180.0),
+            ("latitude", latitude, LATITUDE_MAX),
+            ("longitude", longitude, LONGITUDE_MAX),
         ] {
             if !(value.is_finite() && (-limit..=limit).contains(&value)) {
                 self.add(

@@ -20,7 +20,8 @@ pub use fc_id::{FcId, TooManyFcs, FC_IDS_MAX};
 pub use ids::{MerchantId, OrderId, OrderKey, Sku, SkuKey};
 pub use merchant::{FifoStrategy, Merchant};
 pub use network::{
-    distance_between, FulfillmentCenter, GeoPoint, RoutingStrategy, EARTH_RADIUS_KM,
+    distance_between, FulfillmentCenter, GeoPoint, RoutingStrategy, EARTH_RADIUS_KM, LATITUDE_MAX,
+    LONGITUDE_MAX,
 };
 pub use order::{
     Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, MarketplaceStatus, Order,

@@ -4,6 +4,10 @@
 
 use super::FcId;
 
+/// The largest latitude and longitude, in degrees (either sign).
+pub const LATITUDE_MAX: f64 = 90.0;
+pub const LONGITUDE_MAX: f64 = 180.0;
+
 /// Mean Earth radius: the great-circle distance's scale.
 pub const EARTH_RADIUS_KM: f64 = 6_371.008_8;
 
@@ -21,8 +25,8 @@ impl GeoPoint {
     pub fn new(latitude: f64, longitude: f64) -> Option<Self> {
         let valid = latitude.is_finite()
             && longitude.is_finite()
-            && (-90.0..=90.0).contains(&latitude)
-            && (-180.0..=180.0).contains(&longitude);
+            && (-LATITUDE_MAX..=LATITUDE_MAX).contains(&latitude)
+            && (-LONGITUDE_MAX..=LONGITUDE_MAX).contains(&longitude);
         // `+ 0.0` turns −0 into 0, so equal points have equal bits.
         valid.then_some(Self {
             latitude: latitude + 0.0,

@@ -272,7 +272,7 @@ impl Writer {
         self.str(fc.fc.as_str());
         self.str(&fc.name);
         self.option_point(fc.location);
-        self.varint(fc.daily_order_capacity.into());
+        self.quantity(fc.daily_order_capacity);
     }
 
     /// Present flag, then latitude and longitude as IEEE-754 bits.
@@ -636,10 +636,7 @@ impl<'a> Reader<'a> {
             fc: self.fc()?,
             name: self.str()?.to_string(),
             location: self.option_point()?,
-            daily_order_capacity: match u32::try_from(self.varint()?) {
-                Ok(capacity) => capacity,
-                Err(_) => return self.error("daily order capacity above 2^32"),
-            },
+            daily_order_capacity: self.quantity()?,
         })
     }
 
