@@ -124,13 +124,7 @@ impl Engine {
         }
         simulation.split = orders
             .iter()
-            .filter(|order| {
-                let first = order.allocations.first().map(|allocation| allocation.fc);
-                order
-                    .allocations
-                    .iter()
-                    .any(|allocation| Some(allocation.fc) != first)
-            })
+            .filter(|order| order.holds_units_at_several_fcs())
             .count() as u64;
         orders.truncate(orders_max);
         simulation.orders = orders;

@@ -49,7 +49,7 @@ impl DecisionRule {
         Some(match order.status {
             OrderStatus::Processing if order.request.lines.is_empty() => Self::SplitIntoChildren,
             OrderStatus::Processing if order.request.assigned_fc.is_some() => Self::AssignedFc,
-            OrderStatus::Processing if chosen_fcs(order).len() > 1 => Self::SplitFewestFcs,
+            OrderStatus::Processing if order.holds_units_at_several_fcs() => Self::SplitFewestFcs,
             OrderStatus::Processing => Self::SingleFc,
             OrderStatus::PartiallyAllocated => reasons()
                 .map(reason_rule)

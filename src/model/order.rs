@@ -256,6 +256,14 @@ impl Order {
         self.request.key()
     }
 
+    /// Whether the order holds units at more than one FC (a split).
+    pub fn holds_units_at_several_fcs(&self) -> bool {
+        let first = self.allocations.first().map(|allocation| allocation.fc);
+        self.allocations
+            .iter()
+            .any(|allocation| Some(allocation.fc) != first)
+    }
+
     /// Units reserved for this order.
     pub fn allocated_units(&self) -> u64 {
         self.allocations.iter().map(|a| u64::from(a.quantity)).sum()
