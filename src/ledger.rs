@@ -264,6 +264,17 @@ impl Ledger {
     }
 
     /// Lock the stripes of every key, in ascending stripe order.
+    /// A private copy of `keys`' records, read with all their stripes
+    /// locked at once (a consistent view of them).
+    pub fn copy(&self, keys: &[SkuKey]) -> StockCopy {
+        let locked = self.lock(keys);
+        let mut copy = StockCopy::default();
+        for key in keys {
+            copy.copy_from(&locked, key);
+        }
+        copy
+    }
+
     pub fn lock<'a, 'k>(&'a self, keys: impl IntoIterator<Item = &'k SkuKey>) -> Locked<'a> {
         let mut indexes: SmallVec<[usize; INLINE_STRIPES]> =
             keys.into_iter().map(|key| self.stripe_of(key)).collect();
@@ -326,45 +337,37 @@ pub trait Stock {
 /// Copies of some SKUs' records, changed by nobody else.
 #[derive(Clone, Debug, Default)]
 pub struct StockCopy {
-    records: std::collections::HashMap<SkuKey, SkuRecord, foldhash::fast::RandomState>,
-    /// Keys copied while the ledger had no record of them (unknown SKUs).
-    absent: std::collections::HashSet<SkuKey, foldhash::fast::RandomState>,
+    /// `None`: copied while the ledger had no record of it (an unknown SKU).
+    records: std::collections::HashMap<SkuKey, Option<SkuRecord>, foldhash::fast::RandomState>,
 }
 
 impl StockCopy {
     /// Whether `key` was copied already (present in the ledger or not).
     pub fn has(&self, key: &SkuKey) -> bool {
-        self.records.contains_key(key) || self.absent.contains(key)
+        self.records.contains_key(key)
     }
 
-    /// Copy `key`'s record as `locked` holds it (its stripe locked).
+    /// Copy `key`'s record as `locked` holds it (its stripe locked), unless
+    /// it was copied already.
     pub fn copy_from(&mut self, locked: &Locked<'_>, key: &SkuKey) {
-        if self.has(key) {
-            return;
-        }
-        match locked.get(key) {
-            Some(record) => {
-                self.records.insert(key.clone(), record.clone());
-            }
-            None => {
-                self.absent.insert(key.clone());
-            }
+        if !self.has(key) {
+            self.records.insert(key.clone(), locked.get(key).cloned());
         }
     }
 }
 
 impl Stock for StockCopy {
     fn get(&self, key: &SkuKey) -> Option<&SkuRecord> {
-        self.records.get(key)
+        self.records.get(key)?.as_ref()
     }
 
     fn get_mut(&mut self, key: &SkuKey) -> Option<&mut SkuRecord> {
-        self.records.get_mut(key)
+        self.records.get_mut(key)?.as_mut()
     }
 
     fn entry(&mut self, key: &SkuKey) -> &mut SkuRecord {
-        self.absent.remove(key);
-        self.records.entry(key.clone()).or_default()
+        let copied = self.records.entry(key.clone()).or_default();
+        copied.get_or_insert_with(SkuRecord::default)
     }
 }
 

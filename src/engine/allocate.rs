@@ -113,13 +113,7 @@ impl Engine {
     /// Decide a new order as `import` would, on a private copy of its
     /// SKUs' stock read under their stripes' locks. Returns the candidate FCs.
     fn decide_privately(&self, order: &mut Order, merchant: &Merchant) -> Considered {
-        let keys = sku_keys(&order.request);
-        let mut copy = StockCopy::default();
-        let locked = self.shared.ledger.lock(&keys);
-        for key in &keys {
-            copy.copy_from(&locked, key);
-        }
-        drop(locked);
+        let mut copy = self.shared.ledger.copy(&sku_keys(&order.request));
         decide_on_copy(
             &mut copy,
             order,

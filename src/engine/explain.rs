@@ -49,13 +49,7 @@ impl Engine {
         let keys = sku_keys(&order.request);
         // Copied while the order is locked, so the copy holds exactly its
         // reservations.
-        let mut copy = StockCopy::default();
-        {
-            let locked = self.shared.ledger.lock(&keys);
-            for key in &keys {
-                copy.copy_from(&locked, key);
-            }
-        }
+        let mut copy = self.shared.ledger.copy(&keys);
         let lines = keys
             .iter()
             .map(|key| view(key, copy.get(key).unwrap_or(&SkuRecord::default())))
