@@ -96,6 +96,26 @@ impl OrderBook {
             .collect()
     }
 
+    /// Lock, in ascending key order, the merchant's orders for which `keep`
+    /// holds (see `lock_in_key_order`).
+    pub fn lock_matching(
+        &self,
+        merchant: &MerchantId,
+        keep: impl Fn(&Order) -> bool,
+    ) -> Vec<OrderGuard> {
+        let candidates = self
+            .orders_of(Some(merchant))
+            .into_iter()
+            .filter_map(|shared| {
+                let order = shared.lock();
+                let key = keep(&order).then(|| order.key());
+                drop(order);
+                key.map(|key| (key, shared))
+            })
+            .collect();
+        lock_in_key_order(candidates, keep)
+    }
+
     /// Visit every order on the rayon pool, keeping what `keep` returns.
     /// For passes over the whole book: the scan itself runs in parallel.
     pub fn par_filter_map<T: Send>(
@@ -108,4 +128,20 @@ impl OrderBook {
             .filter_map(|entry| keep(entry.value()))
             .collect()
     }
+}
+
+/// Lock `candidates` in ascending key order, the order every operation on
+/// many orders takes them in (so two such operations cannot deadlock), and
+/// keep those for which `keep` still holds: an order may have changed
+/// between the scan that found it and its lock.
+pub fn lock_in_key_order(
+    mut candidates: Vec<(OrderKey, SharedOrder)>,
+    keep: impl Fn(&Order) -> bool,
+) -> Vec<OrderGuard> {
+    candidates.sort_by(|a, b| a.0.cmp(&b.0));
+    candidates
+        .into_iter()
+        .map(|(_, shared)| shared.lock_arc())
+        .filter(|order| keep(order))
+        .collect()
 }

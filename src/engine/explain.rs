@@ -128,25 +128,10 @@ impl Engine {
     /// Lock, in ascending key order, the merchant's unpicked orders waiting
     /// for stock. The caller holds the pass lock.
     fn lock_waiting(&self, merchant: &Merchant) -> Vec<OrderGuard> {
-        let waiting = |order: &Order| order.status.awaits_stock() && !order.picked;
-        let mut candidates: Vec<(OrderKey, _)> = self
-            .shared
+        self.shared
             .orders
-            .orders_of(Some(&merchant.merchant_id))
-            .into_iter()
-            .filter_map(|shared| {
-                let order = shared.lock();
-                let key = waiting(&order).then(|| order.key());
-                drop(order);
-                key.map(|key| (key, shared))
+            .lock_matching(&merchant.merchant_id, |order| {
+                order.status.awaits_stock() && !order.picked
             })
-            .collect();
-        candidates.sort_by(|a, b| a.0.cmp(&b.0));
-        candidates
-            .into_iter()
-            .map(|(_, shared)| shared.lock_arc())
-            // It may have changed between the scan and the lock.
-            .filter(|order| waiting(order))
-            .collect()
     }
 }

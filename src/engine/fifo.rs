@@ -21,7 +21,7 @@ use crate::model::{
     ExceptionReason, FcId, FifoStrategy, Merchant, MerchantId, Order, OrderId, OrderKey,
     OrderStatus, Sku, SkuKey,
 };
-use crate::order_book::{OrderGuard, SharedOrder};
+use crate::order_book::{lock_in_key_order, OrderGuard, SharedOrder};
 use crate::policy::Rules;
 
 use super::allocate::{allocate_locked, sku_keys, DecisionSnapshot};
@@ -117,17 +117,12 @@ impl Engine {
             }
         }
         let wanted = sharing_skus(&scanned, skus);
-        let mut candidates: Vec<_> = scanned
+        let candidates = scanned
             .into_iter()
             .filter(|(_, order_skus, _)| order_skus.iter().any(|sku| wanted.contains(sku)))
+            .map(|(key, _, shared)| (key, shared))
             .collect();
-        candidates.sort_by(|a, b| a.0.cmp(&b.0));
-        candidates
-            .into_iter()
-            .map(|(_, _, shared)| shared.lock_arc())
-            // It may have changed between the scan and the lock.
-            .filter(|order| movable(order))
-            .collect()
+        lock_in_key_order(candidates, movable)
     }
 }
 

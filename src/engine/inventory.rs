@@ -298,36 +298,13 @@ impl Engine {
         merchant: &MerchantId,
         cells: &BTreeSet<(&Sku, &FcId)>,
     ) -> Vec<OrderGuard> {
-        let mut candidates: Vec<_> = self
-            .shared
-            .orders
-            .orders_of(Some(merchant))
-            .into_iter()
-            .filter_map(|shared| {
-                let order = shared.lock();
-                let holds = !order.picked
-                    && order
-                        .allocations
-                        .iter()
-                        .any(|a| cells.contains(&(&a.sku, &a.fc)));
-                let key = order.key();
-                drop(order);
-                holds.then_some((key, shared))
-            })
-            .collect();
-        candidates.sort_by(|a, b| a.0.cmp(&b.0));
-        candidates
-            .into_iter()
-            .map(|(_, shared)| shared.lock_arc())
-            // Re-check under the lock: it may have changed since the scan.
-            .filter(|order| {
-                !order.picked
-                    && order
-                        .allocations
-                        .iter()
-                        .any(|a| cells.contains(&(&a.sku, &a.fc)))
-            })
-            .collect()
+        self.shared.orders.lock_matching(merchant, |order| {
+            !order.picked
+                && order
+                    .allocations
+                    .iter()
+                    .any(|a| cells.contains(&(&a.sku, &a.fc)))
+        })
     }
 }
 
