@@ -149,17 +149,30 @@ impl Engine {
                 .map(|key| view(key, locked.get(key).expect("checked above")))
                 .collect::<Vec<_>>()
         };
-        let mut outcome = InventoryOutcome {
+        let outcome = InventoryOutcome {
             views,
             shortage_orders: Vec::new(),
             fifo: None,
         };
+        lowered.sort_unstable();
+        lowered.dedup();
+        self.release_freed_stock(merchant, outcome, &lowered)
+    }
+
+    /// For a FIFO merchant, give units freed at `skus` (a receipt, a lowered
+    /// safety level) to the oldest orders before answering, so newer orders
+    /// never jump ahead (RULES §5); the views then show the stock as the
+    /// release left it.
+    fn release_freed_stock(
+        &self,
+        merchant: &MerchantId,
+        mut outcome: InventoryOutcome,
+        skus: &[Sku],
+    ) -> Result<InventoryOutcome> {
         let settings = self.merchant(merchant);
-        if settings.fifo_strategy != FifoStrategy::None && !lowered.is_empty() {
-            lowered.sort_unstable();
-            lowered.dedup();
+        if settings.fifo_strategy != FifoStrategy::None && !skus.is_empty() {
             let _pass = self.shared.pass_lock.lock();
-            outcome.fifo = Some(self.fifo_release_locked(&settings, &lowered));
+            outcome.fifo = Some(self.fifo_release_locked(&settings, skus));
             for view in &mut outcome.views {
                 *view = self.inventory(merchant, &view.sku)?;
             }
@@ -210,17 +223,8 @@ impl Engine {
         merchant: &MerchantId,
         changes: &[InventoryChange],
     ) -> Result<InventoryOutcome> {
-        let (mut outcome, grown) = self.apply_counts(merchant, changes)?;
-        let settings = self.merchant(merchant);
-        if settings.fifo_strategy != FifoStrategy::None && !grown.is_empty() {
-            let _pass = self.shared.pass_lock.lock();
-            outcome.fifo = Some(self.fifo_release_locked(&settings, &grown));
-            // Show the stock as the release left it.
-            for view in &mut outcome.views {
-                *view = self.inventory(merchant, &view.sku)?;
-            }
-        }
-        Ok(outcome)
+        let (outcome, grown) = self.apply_counts(merchant, changes)?;
+        self.release_freed_stock(merchant, outcome, &grown)
     }
 
     /// The counts themselves; also returns the SKUs whose stock grew.
