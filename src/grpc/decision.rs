@@ -3,7 +3,7 @@
 use crate::engine::{Explanation, Simulation};
 use crate::model::{self, Considered, DecisionRule, FcAssessment, Order, Timestamp};
 
-use super::convert::{decided_to_proto, fc_stocks_to_proto, order_to_proto, routing_to_proto};
+use super::convert::{fc_stocks_to_proto, order_to_proto, routing_to_proto};
 use super::proto;
 
 /// Most resulting orders one `SimulateSettings` answer carries.
@@ -108,7 +108,7 @@ pub fn simulation_to_proto(simulation: &Simulation, as_of: Timestamp) -> proto::
         orders: simulation
             .orders
             .iter()
-            .map(|order| decided_to_proto(order, None, as_of, proto::OrderView::Full))
+            .map(|order| order_to_proto(order, as_of))
             .collect(),
     }
 }
