@@ -32,7 +32,9 @@ fn stocked_engine() -> Engine {
                 })
             })
             .collect();
-        engine.update_inventory(&"m".into(), &changes).unwrap();
+        engine
+            .update_inventory(&"m".into(), &changes, Timestamp::default())
+            .unwrap();
     }
     engine
 }

@@ -88,7 +88,9 @@ fn populate(engine: &Engine, skus: usize, orders: usize) {
                     })
                 })
                 .collect();
-            engine.update_inventory(&merchant, &changes).unwrap();
+            engine
+                .update_inventory(&merchant, &changes, Timestamp::default())
+                .unwrap();
         });
     let stocked = live_bytes();
     if skus > 0 {

@@ -62,7 +62,9 @@ fn build(orders: usize) -> Engine {
                 change: CountChange::Set(0),
             })
             .collect();
-        engine.update_inventory(&merchant, &changes).unwrap();
+        engine
+            .update_inventory(&merchant, &changes, Timestamp::default())
+            .unwrap();
     }
 
     let zipf = Zipf::new(SKUS, ZIPF_EXPONENT);
@@ -117,7 +119,9 @@ fn build(orders: usize) -> Engine {
         })
         .collect();
     for chunk in changes.chunks(10_000) {
-        engine.update_inventory(&merchant, chunk).unwrap();
+        engine
+            .update_inventory(&merchant, chunk, Timestamp::default())
+            .unwrap();
     }
     engine
 }
@@ -139,7 +143,7 @@ fn reprocess_pass(c: &mut Criterion) {
                     for _ in 0..iterations {
                         let engine = build(orders_count());
                         let started = Instant::now();
-                        let counts = pool.install(|| engine.reprocess(None));
+                        let counts = pool.install(|| engine.reprocess(None, Timestamp::default()));
                         total += started.elapsed();
                         assert_eq!(counts.examined as usize, orders_count());
                     }
@@ -162,7 +166,7 @@ fn simulate_settings(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function(format!("{orders}_waiting_orders"), |b| {
         b.iter(|| {
-            let simulation = engine.simulate_settings(&proposed, 100);
+            let simulation = engine.simulate_settings(&proposed, 100, Timestamp::default());
             assert_eq!(simulation.counts.examined as usize, orders);
             simulation
         })

@@ -32,6 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set_inventory(SetInventoryRequest {
             merchant_id: "acme".into(),
             levels,
+            ..Default::default()
         })
         .await?;
 

@@ -73,7 +73,9 @@ mod tests {
             fc: FcId::new("fc"),
             change: CountChange::Set(units),
         };
-        engine.update_inventory(&"m".into(), &[change]).unwrap();
+        engine
+            .update_inventory(&"m".into(), &[change], Timestamp::default())
+            .unwrap();
     }
 
     #[tokio::test(start_paused = true)]
@@ -96,7 +98,7 @@ mod tests {
         let interval = Duration::from_secs(1800);
         let pass_engine = engine.clone();
         let reprocessor = Periodic::spawn("reprocess", interval, move || {
-            pass_engine.reprocess(None);
+            pass_engine.reprocess(None, Timestamp::default());
         });
         tokio::time::sleep(interval - Duration::from_secs(1)).await;
         assert_eq!(

@@ -67,13 +67,14 @@ impl OrderBook {
         }
     }
 
-    /// Put an order in the book as it is, replacing any older version:
-    /// recovery only.
-    pub fn restore(&self, order: Order) {
+    /// Put an order in the book as it is, replacing any older version
+    /// (returned): recovery only.
+    pub fn restore(&self, order: Order) -> Option<Order> {
         match self.orders.entry(order.key()) {
-            Entry::Occupied(existing) => *existing.get().lock() = order,
+            Entry::Occupied(existing) => Some(std::mem::replace(&mut existing.get().lock(), order)),
             Entry::Vacant(vacant) => {
                 vacant.insert(Arc::new(Mutex::new(order)));
+                None
             }
         }
     }

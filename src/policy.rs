@@ -116,6 +116,14 @@ impl StockMatrix {
         self.available[line * self.fc_count + fc] = units;
     }
 
+    /// Pass an FC over: it counts as holding nothing of any line (an FC
+    /// at its daily capacity, RULES §12).
+    pub fn set_unavailable(&mut self, fc: usize) {
+        for line in 0..self.lines() {
+            self.set_available(line, fc, 0);
+        }
+    }
+
     fn available(&self, line: usize, fc: usize) -> u32 {
         self.available[line * self.fc_count + fc]
     }

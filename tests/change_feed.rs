@@ -68,6 +68,7 @@ async fn stock(client: &mut Client, sku: &str, on_hand: u64) {
                 fc_id: "fc1".into(),
                 on_hand,
             }],
+            ..Default::default()
         })
         .await
         .expect("set inventory");

@@ -134,6 +134,7 @@ async fn kill_minus_nine_loses_nothing_acknowledged() {
         .set_inventory(SetInventoryRequest {
             merchant_id: "m".into(),
             levels,
+            ..Default::default()
         })
         .await
         .expect("initial stock");

@@ -54,7 +54,9 @@ fn racing_allocations_never_over_reserve() {
             })
         })
         .collect();
-    engine.update_inventory(&"m".into(), &changes).unwrap();
+    engine
+        .update_inventory(&"m".into(), &changes, Timestamp::default())
+        .unwrap();
     let allocated_units = Arc::new(AtomicU64::new(0));
 
     std::thread::scope(|scope| {
@@ -106,6 +108,7 @@ fn exactly_one_of_many_racers_gets_the_last_unit() {
                 fc: FcId::new("fc"),
                 change: CountChange::Set(1),
             }],
+            Timestamp::default(),
         )
         .unwrap();
     let winners = AtomicU64::new(0);

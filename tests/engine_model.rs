@@ -304,15 +304,18 @@ fn run(seed: u64) {
                     units,
                 };
                 engine
-                    .set_safety_stock(&"m".into(), &[level])
+                    .set_safety_stock(&"m".into(), &[level], Timestamp::default())
                     .unwrap_or_else(|error| panic!("{context}: safety stock: {error}"));
                 model.safety.insert((sku, fc), u64::from(units));
             }
             0 | 1 => {
                 let (sku, fc) = (SKUS[rng.below(SKUS.len())], FCS[rng.below(FCS.len())]);
                 let units = rng.below(8) as u64;
-                let got =
-                    engine.update_inventory(&"m".into(), &[set(sku, fc, CountChange::Set(units))]);
+                let got = engine.update_inventory(
+                    &"m".into(),
+                    &[set(sku, fc, CountChange::Set(units))],
+                    Timestamp::default(),
+                );
                 let want = model.count(sku, fc, units);
                 match (got, want) {
                     (Ok(outcome), Ok(released)) => {
@@ -335,8 +338,11 @@ fn run(seed: u64) {
                     .get(&(sku.to_string(), fc.to_string()))
                     .copied()
                     .unwrap_or_default();
-                let got = engine
-                    .update_inventory(&"m".into(), &[set(sku, fc, CountChange::Adjust(delta))]);
+                let got = engine.update_inventory(
+                    &"m".into(),
+                    &[set(sku, fc, CountChange::Adjust(delta))],
+                    Timestamp::default(),
+                );
                 let target = current.on_hand as i64 + delta;
                 if target < 0 {
                     assert!(
@@ -418,7 +424,7 @@ fn run(seed: u64) {
                 let Some(id) = pick_order(&mut rng) else {
                     continue;
                 };
-                let got = engine.release(&key(&id));
+                let got = engine.release(&key(&id), Timestamp::default());
                 if model.orders[&id].status != OrderStatus::OnHold {
                     assert!(
                         matches!(got, Err(Error::FailedPrecondition(_))),

@@ -139,6 +139,7 @@ async fn ship_and_scan(client: &mut Client, order: &str, tracking: &str, scan: T
                 fc_id: "fc1".into(),
                 on_hand: 1,
             }],
+            ..Default::default()
         })
         .await
         .unwrap();

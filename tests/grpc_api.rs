@@ -87,6 +87,7 @@ async fn catalog_and_inventory_rpcs() {
                     on_hand: 4,
                 },
             ],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -102,6 +103,7 @@ async fn catalog_and_inventory_rpcs() {
                 fc_id: "fc1".into(),
                 delta: -3,
             }],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -139,6 +141,7 @@ async fn catalog_and_inventory_rpcs() {
                 fc_id: "fc2".into(),
                 delta: -5,
             }],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -282,6 +285,7 @@ async fn count_below_reserved_sends_the_newest_order_to_exception() {
                 fc_id: "fc1".into(),
                 on_hand: 3,
             }],
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -236,6 +236,7 @@ async fn malformed_inventory_and_catalog_requests_change_nothing() {
                     on_hand: 2,
                 },
             ],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -249,6 +250,7 @@ async fn malformed_inventory_and_catalog_requests_change_nothing() {
                 fc_id: String::new(),
                 delta: 5,
             }],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -262,6 +264,7 @@ async fn malformed_inventory_and_catalog_requests_change_nothing() {
                 fc_id: "fc1".into(),
                 delta: 0,
             }],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -275,6 +278,7 @@ async fn malformed_inventory_and_catalog_requests_change_nothing() {
                 fc_id: "fc1".into(),
                 on_hand: u64::MAX,
             }],
+            ..Default::default()
         })
         .await
         .unwrap_err();

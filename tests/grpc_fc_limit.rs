@@ -49,6 +49,7 @@ async fn a_new_fc_beyond_the_interning_limit_is_refused_and_known_ones_still_wor
                     delta: 1,
                 },
             ],
+            ..Default::default()
         })
         .await
         .unwrap_err();

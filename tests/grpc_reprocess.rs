@@ -92,6 +92,7 @@ async fn a_receipt_for_a_fifo_merchant_releases_to_the_oldest_order_first() {
                 fc_id: "fc1".into(),
                 delta: 2,
             }],
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -213,6 +213,7 @@ async fn metrics_move_by_exactly_what_was_done() {
                     fc_id: "fc".into(),
                     on_hand: units,
                 }],
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -402,6 +403,7 @@ async fn sigterm_under_load_drains_exits_zero_and_keeps_every_acknowledged_chang
                 fc_id: "fc".into(),
                 on_hand: 1_000_000,
             }],
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -49,7 +49,7 @@ fn build(seed: u64) -> Engine {
             })
             .collect();
         engine
-            .update_inventory(&MerchantId::new(merchant), &changes)
+            .update_inventory(&MerchantId::new(merchant), &changes, Timestamp::default())
             .unwrap();
     }
     for n in 0..ORDERS {
@@ -105,7 +105,7 @@ fn build(seed: u64) -> Engine {
             }
         }
         engine
-            .update_inventory(&MerchantId::new(merchant), &changes)
+            .update_inventory(&MerchantId::new(merchant), &changes, Timestamp::default())
             .unwrap();
     }
     engine
@@ -137,7 +137,7 @@ fn sequential_pass(engine: &Engine) -> PassCounts {
     waiting.sort();
     let mut counts = PassCounts::default();
     for (_, key) in waiting {
-        let status = engine.reprocess_order(&key).unwrap();
+        let status = engine.reprocess_order(&key, Timestamp::default()).unwrap();
         counts.examined += 1;
         match status {
             OrderStatus::Processing => counts.allocated += 1,
@@ -190,7 +190,7 @@ fn parallel_pass_equals_the_sequential_oldest_first_pass() {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            let counts = pool.install(|| engine.reprocess(None));
+            let counts = pool.install(|| engine.reprocess(None, Timestamp::default()));
             assert_eq!(
                 counts, expected_counts,
                 "seed {seed}, {threads} threads: counts"

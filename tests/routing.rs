@@ -30,6 +30,7 @@ async fn fc(client: &mut Client, id: &str, (latitude, longitude): (f64, f64)) {
             name: format!("{id} warehouse"),
             location: point(latitude, longitude),
             daily_order_capacity: 0,
+            orders_today: 0,
         })
         .await
         .unwrap();
@@ -177,7 +178,7 @@ async fn the_network_is_listed_and_bad_locations_are_refused_changing_nothing() 
         let mut client = client.clone();
         async move {
             client
-                .list_fulfillment_centers(ListFulfillmentCentersRequest {})
+                .list_fulfillment_centers(ListFulfillmentCentersRequest::default())
                 .await
                 .unwrap()
                 .into_inner()
@@ -244,7 +245,7 @@ async fn the_network_and_destinations_survive_a_kill_and_route_the_next_pass() {
     let server = binary::Binary::start(&dir, &[]).await;
     let mut client = Client::connect(server.url()).await.unwrap();
     let names: Vec<String> = client
-        .list_fulfillment_centers(ListFulfillmentCentersRequest {})
+        .list_fulfillment_centers(ListFulfillmentCentersRequest::default())
         .await
         .unwrap()
         .into_inner()

@@ -24,6 +24,7 @@ async fn safety(
     let request = SetSafetyStockRequest {
         merchant_id: M.into(),
         levels,
+        ..Default::default()
     };
     Ok(client.set_safety_stock(request).await?.into_inner())
 }

@@ -23,8 +23,13 @@ fn journal_replay_alone_restores_the_state() {
     churn(&engine, &mut Rng(3), "a", 600);
     store.close();
     let expected = state(&engine);
+    assert!(
+        engine.slots_taken().len() > 1,
+        "the churn takes daily FC slots on several days"
+    );
     let (recovered, _) = open(&dir).unwrap();
     assert_eq!(state(&recovered), expected);
+    assert!(recovered.audit().violations.is_empty());
     assert_shipments_findable(&recovered, &expected.2);
 }
 

@@ -83,6 +83,7 @@ impl Workload {
                     .set_inventory(SetInventoryRequest {
                         merchant_id: merchant.clone(),
                         levels,
+                        ..Default::default()
                     })
                     .await?;
             }

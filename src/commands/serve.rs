@@ -87,7 +87,7 @@ pub async fn serve(
         Duration::from_secs(config.reprocess_interval_seconds),
         move || {
             let started = Instant::now();
-            let counts = pass_engine.reprocess(None);
+            let counts = pass_engine.reprocess(None, Timestamp::now());
             telemetry::pass("reprocess", counts, started.elapsed());
             tracing::info!(
                 ?counts,

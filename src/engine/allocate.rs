@@ -4,16 +4,68 @@ use crate::error::{Error, Result};
 use crate::ledger::{Locked, SkuRecord, Stock, StockCopy};
 use crate::model::{
     Acknowledgement, Allocation, Channel, Considered, ExceptionLine, FcAssessment, FcId,
-    LineShortfall, MarketplaceStatus, Merchant, Order, OrderRequest, OrderStatus, RoutingStrategy,
-    SkuKey, Timestamp, DECISION_FCS_MAX,
+    LineShortfall, MarketplaceStatus, Merchant, OperationsDay, Order, OrderRequest, OrderStatus,
+    RoutingStrategy, SkuKey, Timestamp, DECISION_FCS_MAX,
 };
 use crate::order_book::Inserted;
 use crate::policy::{self, Plan, Rules, StockMatrix};
 use smallvec::SmallVec;
 
+use super::capacity::{SlotBook, Slots};
 use super::lifecycle::unreserve_allocations;
 use super::network::SharedNetwork;
 use super::Engine;
+
+/// What a decision reads besides stock: the network (to route by
+/// distance), the FCs' daily slots (live, or a private copy for a decision
+/// that changes nothing), and the operations day it counts slots on.
+pub(super) struct Routing<'a> {
+    pub network: &'a SharedNetwork,
+    pub slots: SlotAccess<'a>,
+    pub day: OperationsDay,
+}
+
+pub(super) enum SlotAccess<'a> {
+    Live(&'a SlotBook),
+    Private(&'a mut Slots),
+}
+
+impl Routing<'_> {
+    /// The slots a decision about `order` consults: locked when it must
+    /// consult them (see `SlotBook::lock_for`); a private copy always.
+    fn slots_for(&mut self, order: &Order) -> Option<SlotsHeld<'_>> {
+        match &mut self.slots {
+            SlotAccess::Live(book) => book.lock_for(order).map(SlotsHeld::Locked),
+            SlotAccess::Private(slots) => Some(SlotsHeld::Private(slots)),
+        }
+    }
+}
+
+/// The slots, held for one decision.
+enum SlotsHeld<'r> {
+    Locked(parking_lot::MutexGuard<'r, Slots>),
+    Private(&'r mut Slots),
+}
+
+impl std::ops::Deref for SlotsHeld<'_> {
+    type Target = Slots;
+
+    fn deref(&self) -> &Slots {
+        match self {
+            SlotsHeld::Locked(slots) => slots,
+            SlotsHeld::Private(slots) => slots,
+        }
+    }
+}
+
+impl std::ops::DerefMut for SlotsHeld<'_> {
+    fn deref_mut(&mut self) -> &mut Slots {
+        match self {
+            SlotsHeld::Locked(slots) => slots,
+            SlotsHeld::Private(slots) => slots,
+        }
+    }
+}
 
 /// What importing one order produced: the order, and its auto-split
 /// children in tag order (none when it was not split).
@@ -80,8 +132,11 @@ impl Engine {
             None => (Order::imported(request, now), Vec::new()),
         };
         let mut considered = Vec::with_capacity(1 + children.len());
+        let day = OperationsDay::of(now);
+        let mut slots = self.shared.slots.copy_of_day(day);
         let mut decide = |mut order: Order| {
-            considered.push(self.decide_privately(&mut order, &merchant));
+            let mut routing = self.private_routing(&mut slots, day);
+            considered.push(self.decide_privately(&mut order, &merchant, &mut routing));
             order
         };
         let order = decide(parent);
@@ -112,15 +167,36 @@ impl Engine {
 
     /// Decide a new order as `import` would, on a private copy of its
     /// SKUs' stock read under their stripes' locks. Returns the candidate FCs.
-    fn decide_privately(&self, order: &mut Order, merchant: &Merchant) -> Considered {
+    fn decide_privately(
+        &self,
+        order: &mut Order,
+        merchant: &Merchant,
+        routing: &mut Routing<'_>,
+    ) -> Considered {
         let mut copy = self.shared.ledger.copy(&sku_keys(&order.request));
-        decide_on_copy(
-            &mut copy,
-            order,
-            merchant,
-            &self.shared.network,
-            Occasion::Import,
-        )
+        decide_on_copy(&mut copy, order, merchant, routing, Occasion::Import)
+    }
+
+    /// Routing over the live network and slots, counting on `now`'s day.
+    pub(super) fn routing(&self, now: Timestamp) -> Routing<'_> {
+        Routing {
+            network: &self.shared.network,
+            slots: SlotAccess::Live(&self.shared.slots),
+            day: OperationsDay::of(now),
+        }
+    }
+
+    /// Routing over the live network and a private copy of the slots.
+    pub(super) fn private_routing<'a>(
+        &'a self,
+        slots: &'a mut Slots,
+        day: OperationsDay,
+    ) -> Routing<'a> {
+        Routing {
+            network: &self.shared.network,
+            slots: SlotAccess::Private(slots),
+            day,
+        }
     }
 
     /// Insert a new order and decide it; or, if it exists, return it when it
@@ -142,7 +218,8 @@ impl Engine {
                     order.version += 1;
                     self.log_order(&order);
                 } else {
-                    considered = self.decide(&mut order, merchant, Occasion::Import, assess);
+                    let now = order.imported_at;
+                    considered = self.decide(&mut order, merchant, Occasion::Import, assess, now);
                 }
                 Ok((order.clone(), considered))
             }
@@ -173,25 +250,25 @@ impl Engine {
             .collect()
     }
 
-    /// Decide an order that holds no reservations: hold it, refuse it, or
-    /// allocate it. Its ledger stripes are locked for the whole decision.
-    /// With `assess`, returns the candidate FCs it weighed.
+    /// Decide an order that holds no reservations, at `now`: hold it,
+    /// refuse it, or allocate it. Its ledger stripes are locked for the
+    /// whole decision. With `assess`, returns the candidate FCs it weighed.
     pub(super) fn decide(
         &self,
         order: &mut Order,
         merchant: &Merchant,
         occasion: Occasion,
         assess: bool,
+        now: Timestamp,
     ) -> Considered {
         let mut keys = sku_keys(&order.request);
         let mut locked = self.shared.ledger.lock(&keys);
         share_stored_skus(&locked, &mut keys, &mut order.request);
-        let network = &self.shared.network;
         let considered = decide_locked(
             &mut locked,
             order,
             merchant,
-            network,
+            &mut self.routing(now),
             &keys,
             occasion,
             assess,
@@ -209,7 +286,7 @@ pub(super) fn decide_on_copy(
     copy: &mut StockCopy,
     order: &mut Order,
     merchant: &Merchant,
-    network: &SharedNetwork,
+    routing: &mut Routing<'_>,
     occasion: Occasion,
 ) -> Considered {
     let held = std::mem::take(&mut order.allocations);
@@ -221,7 +298,7 @@ pub(super) fn decide_on_copy(
         return Considered::default();
     }
     let keys = sku_keys(&order.request);
-    decide_locked(copy, order, merchant, network, &keys, occasion, true)
+    decide_locked(copy, order, merchant, routing, &keys, occasion, true)
 }
 
 /// The ledger records of an order's lines, in line order (`None`: a SKU the
@@ -241,7 +318,40 @@ pub(super) fn decide_locked(
     stock: &mut impl Stock,
     order: &mut Order,
     merchant: &Merchant,
+    routing: &mut Routing<'_>,
+    keys: &[SkuKey],
+    occasion: Occasion,
+    assess: bool,
+) -> Considered {
+    let (network, day) = (routing.network, routing.day);
+    let mut slots = routing.slots_for(order);
+    let considered = decide_unsettled(
+        stock,
+        order,
+        merchant,
+        network,
+        slots.as_deref(),
+        day,
+        keys,
+        occasion,
+        assess,
+    );
+    if let Some(slots) = &mut slots {
+        slots.settle(order, Some(day));
+    }
+    considered
+}
+
+/// `decide_locked` before the order's slots are brought in line with what
+/// it now holds.
+#[allow(clippy::too_many_arguments)]
+fn decide_unsettled(
+    stock: &mut impl Stock,
+    order: &mut Order,
+    merchant: &Merchant,
     network: &SharedNetwork,
+    slots: Option<&Slots>,
+    day: OperationsDay,
     keys: &[SkuKey],
     occasion: Occasion,
     assess: bool,
@@ -286,8 +396,9 @@ pub(super) fn decide_locked(
         .partial_shipments
         .unwrap_or(merchant.partial_shipments);
     let rules = Rules::ordinary(partial, order.request.assigned_fc.is_some());
+    let today = Today { slots, day };
     let (fcs, plan, considered) =
-        plan_allocation(&records, merchant, network, order, rules, assess);
+        plan_allocation(&records, merchant, network, today, order, rules, assess);
     // The records borrow the stripes, which reserving needs mutably.
     drop(records);
     apply_plan(stock, order, keys, &fcs, &plan);
@@ -380,15 +491,39 @@ fn acknowledge(
 pub(super) fn allocate_locked(
     stock: &mut impl Stock,
     merchant: &Merchant,
-    network: &SharedNetwork,
+    routing: &mut Routing<'_>,
     order: &mut Order,
     keys: &[SkuKey],
     rules: Rules,
 ) {
+    let (network, day) = (routing.network, routing.day);
+    let mut slots = routing.slots_for(order);
     let records = line_records(stock, keys);
-    let (fcs, plan, _) = plan_allocation(&records, merchant, network, order, rules, false);
+    let today = Today {
+        slots: slots.as_deref(),
+        day,
+    };
+    let (fcs, plan, _) = plan_allocation(&records, merchant, network, today, order, rules, false);
     drop(records);
     apply_plan(stock, order, keys, &fcs, &plan);
+    if let Some(slots) = &mut slots {
+        slots.settle(order, Some(day));
+    }
+}
+
+/// The daily slots a decision consults (`None`: no FC has a limit and the
+/// order holds no slot) and the operations day it is decided on.
+#[derive(Clone, Copy)]
+struct Today<'s> {
+    slots: Option<&'s Slots>,
+    day: OperationsDay,
+}
+
+impl Today<'_> {
+    fn is_full_for(&self, fc: FcId, order: &Order) -> bool {
+        self.slots
+            .is_some_and(|slots| slots.is_full_for(fc, self.day, order))
+    }
 }
 
 /// The candidate FCs and the policy's plan over them; with `assess`, how
@@ -399,6 +534,7 @@ fn plan_allocation(
     records: &[Option<&SkuRecord>],
     merchant: &Merchant,
     network: &SharedNetwork,
+    today: Today<'_>,
     order: &Order,
     rules: Rules,
     assess: bool,
@@ -425,9 +561,17 @@ fn plan_allocation(
         matrix.set_places(to.unit_vector(), fcs.iter().map(|&fc| network.place(fc)));
         strategy = RoutingStrategy::Closest;
     }
+    // A full FC is passed over as if it held nothing; the assessment still
+    // shows the stock it holds.
+    let full: SmallVec<[bool; 16]> = fcs.iter().map(|&fc| today.is_full_for(fc, order)).collect();
+    let seen = (assess && full.contains(&true)).then(|| matrix.clone());
+    for (index, _) in full.iter().enumerate().filter(|(_, &full)| full) {
+        matrix.set_unavailable(index);
+    }
     let plan = policy::decide(&matrix, rules);
     let considered = if assess {
-        let fcs = policy::assess(&matrix, &plan, DECISION_FCS_MAX)
+        let matrix = seen.as_ref().unwrap_or(&matrix);
+        let fcs = policy::assess(matrix, &plan, DECISION_FCS_MAX)
             .into_iter()
             .map(|assessed| FcAssessment {
                 fc: fcs[assessed.fc],
@@ -435,6 +579,7 @@ fn plan_allocation(
                 rank: assessed.fc as u32 + 1,
                 distance_km: matrix.distance_km(assessed.fc),
                 can_fill_order: assessed.can_fill_order,
+                at_capacity: full[assessed.fc],
                 short: assessed
                     .short
                     .iter()

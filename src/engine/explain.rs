@@ -5,7 +5,7 @@
 
 use crate::error::Result;
 use crate::ledger::{SkuRecord, Stock, StockCopy};
-use crate::model::{Considered, FifoStrategy, Merchant, Order, OrderKey};
+use crate::model::{Considered, FifoStrategy, Merchant, OperationsDay, Order, OrderKey, Timestamp};
 use crate::order_book::OrderGuard;
 
 use super::allocate::{decide_on_copy, sku_keys, Occasion};
@@ -39,10 +39,10 @@ pub struct Simulation {
 }
 
 impl Engine {
-    /// The order, and what it would get if decided again now: for an order
-    /// in exception, why it is stuck. An order on hold is decided as if
-    /// released.
-    pub fn explain_order(&self, key: &OrderKey) -> Result<Explanation> {
+    /// The order, and what it would get if decided again at `now`: for an
+    /// order in exception, why it is stuck. An order on hold is decided as
+    /// if released.
+    pub fn explain_order(&self, key: &OrderKey, now: Timestamp) -> Result<Explanation> {
         let shared = self.shared.orders.get(key).ok_or_else(|| not_found(key))?;
         let order = shared.lock();
         let merchant = self.merchant(&key.merchant);
@@ -56,9 +56,16 @@ impl Engine {
             .collect();
         let now = (!order.status.is_final() && !order.picked).then(|| {
             let mut again = order.clone();
-            let network = &self.shared.network;
-            let considered =
-                decide_on_copy(&mut copy, &mut again, &merchant, network, Occasion::Again);
+            let day = OperationsDay::of(now);
+            let mut slots = self.shared.slots.copy_of_day(day);
+            let mut routing = self.private_routing(&mut slots, day);
+            let considered = decide_on_copy(
+                &mut copy,
+                &mut again,
+                &merchant,
+                &mut routing,
+                Occasion::Again,
+            );
             (again, considered)
         });
         Ok(Explanation {
@@ -73,12 +80,18 @@ impl Engine {
     /// reprocessing pass would, on private copies of them and of the stock
     /// they touch. Under a FIFO strategy the pass is a FIFO release over all
     /// the merchant's SKUs, so every order such a release moves is
-    /// re-decided. Changes nothing.
+    /// re-decided. Daily FC slots are counted on `now`'s operations day, on
+    /// a private copy too. Changes nothing.
     ///
     /// The orders are locked (in key order, after the pass lock) only while
     /// they and their SKUs' stock are copied: so the copy holds exactly
     /// their reservations, and a pass cannot move them meanwhile.
-    pub fn simulate_settings(&self, proposed: &Merchant, orders_max: usize) -> Simulation {
+    pub fn simulate_settings(
+        &self,
+        proposed: &Merchant,
+        orders_max: usize,
+        now: Timestamp,
+    ) -> Simulation {
         let (mut orders, mut copy) = {
             let _pass = self.shared.pass_lock.lock();
             let guards = if proposed.fifo_strategy == FifoStrategy::None {
@@ -104,17 +117,19 @@ impl Engine {
         });
 
         let mut simulation = Simulation::default();
+        let day = OperationsDay::of(now);
+        let mut slots = self.shared.slots.copy_of_day(day);
+        let mut routing = self.private_routing(&mut slots, day);
         if proposed.fifo_strategy == FifoStrategy::None {
             for order in &mut orders {
                 let keys = sku_keys(&order.request);
-                redecide(&mut copy, order, proposed, &self.shared.network, &keys);
+                redecide(&mut copy, order, proposed, &mut routing, &keys);
                 simulation.counts.count(order.status);
             }
         } else {
             let mut borrowed: Vec<&mut Order> = orders.iter_mut().collect();
-            let network = &self.shared.network;
             simulation.counts =
-                release_oldest_first(&mut copy, proposed, network, &mut borrowed).counts;
+                release_oldest_first(&mut copy, proposed, &mut routing, &mut borrowed).counts;
         }
         simulation.split = orders
             .iter()

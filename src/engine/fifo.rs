@@ -19,15 +19,14 @@ use crate::error::{Error, Result};
 use crate::ledger::{Locked, Stock};
 use crate::model::{
     ExceptionReason, FcId, FifoStrategy, Merchant, MerchantId, Order, OrderId, OrderKey,
-    OrderStatus, Sku, SkuKey,
+    OrderStatus, Sku, SkuKey, Timestamp,
 };
 use crate::order_book::{lock_in_key_order, OrderGuard, SharedOrder};
 use crate::policy::Rules;
 
-use super::allocate::{allocate_locked, sku_keys, DecisionSnapshot};
+use super::allocate::{allocate_locked, sku_keys, DecisionSnapshot, Routing};
 use super::components::UnionFind;
 use super::lifecycle::unreserve_locked;
-use super::network::SharedNetwork;
 use super::reprocess::PassCounts;
 use super::Engine;
 
@@ -41,9 +40,14 @@ pub struct FifoOutcome {
 }
 
 impl Engine {
-    /// Run a FIFO release for `skus` (all of the merchant's SKUs when empty).
-    /// Refused for a merchant without a FIFO strategy.
-    pub fn fifo_release(&self, merchant: &MerchantId, skus: &[Sku]) -> Result<FifoOutcome> {
+    /// Run a FIFO release for `skus` (all of the merchant's SKUs when empty),
+    /// deciding at `now`. Refused for a merchant without a FIFO strategy.
+    pub fn fifo_release(
+        &self,
+        merchant: &MerchantId,
+        skus: &[Sku],
+        now: Timestamp,
+    ) -> Result<FifoOutcome> {
         let settings = self.merchant(merchant);
         if settings.fifo_strategy == FifoStrategy::None {
             return Err(Error::FailedPrecondition(format!(
@@ -51,11 +55,16 @@ impl Engine {
             )));
         }
         let _pass = self.shared.pass_lock.lock();
-        Ok(self.fifo_release_locked(&settings, skus))
+        Ok(self.fifo_release_locked(&settings, skus, now))
     }
 
     /// The release itself; the caller holds the pass lock.
-    pub(super) fn fifo_release_locked(&self, merchant: &Merchant, skus: &[Sku]) -> FifoOutcome {
+    pub(super) fn fifo_release_locked(
+        &self,
+        merchant: &Merchant,
+        skus: &[Sku],
+        now: Timestamp,
+    ) -> FifoOutcome {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -76,8 +85,8 @@ impl Engine {
             {
                 continue;
             }
-            let network = &self.shared.network;
-            let outcome = release_oldest_first(&mut locked, merchant, network, &mut orders);
+            let mut routing = self.routing(now);
+            let outcome = release_oldest_first(&mut locked, merchant, &mut routing, &mut orders);
             let moved: Vec<&Order> = orders.iter().map(|order| &**order).collect();
             self.log_change(&locked, &keys, &moved);
             return outcome;
@@ -180,7 +189,7 @@ fn holds_every_unpicked_reservation(
 pub(super) fn release_oldest_first<O: std::ops::DerefMut<Target = Order>>(
     stock: &mut impl Stock,
     merchant: &Merchant,
-    network: &SharedNetwork,
+    routing: &mut Routing<'_>,
     orders: &mut [O],
 ) -> FifoOutcome {
     let mut before = Vec::with_capacity(orders.len());
@@ -198,7 +207,7 @@ pub(super) fn release_oldest_first<O: std::ops::DerefMut<Target = Order>>(
         let order = &mut orders[index];
         let keys = sku_keys(&order.request);
         let rules = fifo_rules(merchant, order);
-        allocate_locked(stock, merchant, network, order, &keys, rules);
+        allocate_locked(stock, merchant, routing, order, &keys, rules);
         let previous = &before[index];
         let units = order.allocated_units();
         if units < previous.units {

@@ -12,7 +12,7 @@ use crate::error::{Error, FieldViolation, Result};
 use crate::ledger::{FcStock, Locked, SafetyStock, SkuInfo, SkuRecord};
 use crate::model::{
     ExceptionLine, ExceptionReason, FcId, FifoStrategy, MerchantId, Order, OrderId, OrderStatus,
-    Sku, SkuKey,
+    Sku, SkuKey, Timestamp,
 };
 use crate::order_book::OrderGuard;
 
@@ -95,6 +95,7 @@ impl Engine {
         &self,
         merchant: &MerchantId,
         levels: &[SafetyLevel],
+        now: Timestamp,
     ) -> Result<InventoryOutcome> {
         let keys: Vec<SkuKey> = levels
             .iter()
@@ -156,7 +157,7 @@ impl Engine {
         };
         lowered.sort_unstable();
         lowered.dedup();
-        self.release_freed_stock(merchant, outcome, &lowered)
+        self.release_freed_stock(merchant, outcome, &lowered, now)
     }
 
     /// For a FIFO merchant, give units freed at `skus` (a receipt, a lowered
@@ -168,11 +169,12 @@ impl Engine {
         merchant: &MerchantId,
         mut outcome: InventoryOutcome,
         skus: &[Sku],
+        now: Timestamp,
     ) -> Result<InventoryOutcome> {
         let settings = self.merchant(merchant);
         if settings.fifo_strategy != FifoStrategy::None && !skus.is_empty() {
             let _pass = self.shared.pass_lock.lock();
-            outcome.fifo = Some(self.fifo_release_locked(&settings, skus));
+            outcome.fifo = Some(self.fifo_release_locked(&settings, skus, now));
             for view in &mut outcome.views {
                 *view = self.inventory(merchant, &view.sku)?;
             }
@@ -217,14 +219,15 @@ impl Engine {
     /// Apply counts and adjustments, all or nothing. For a FIFO merchant,
     /// stock that grew (a receipt, or a count above the old one) is released
     /// to the oldest orders before this returns, so newer orders never jump
-    /// ahead (RULES §5).
+    /// ahead (RULES §5); that release decides at `now`.
     pub fn update_inventory(
         &self,
         merchant: &MerchantId,
         changes: &[InventoryChange],
+        now: Timestamp,
     ) -> Result<InventoryOutcome> {
         let (outcome, grown) = self.apply_counts(merchant, changes)?;
-        self.release_freed_stock(merchant, outcome, &grown)
+        self.release_freed_stock(merchant, outcome, &grown, now)
     }
 
     /// The counts themselves; also returns the SKUs whose stock grew.
@@ -278,6 +281,7 @@ impl Engine {
             for index in released {
                 let order = &mut holders[index];
                 unreserve_locked(&mut locked, order);
+                self.shared.slots.release(order);
                 order.status = OrderStatus::Exception;
                 order.exceptions = shortage_lines(order);
                 order.version += 1;

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::ledger::Stock;
 use crate::model::{
-    Allocation, EventKind, MerchantId, Order, OrderEvent, OrderKey, OrderStatus, SkuKey,
+    Allocation, EventKind, MerchantId, Order, OrderEvent, OrderKey, OrderStatus, SkuKey, Timestamp,
 };
 use crate::order_book::OrderGuard;
 
@@ -41,9 +41,9 @@ impl Engine {
         Ok(order.clone())
     }
 
-    /// Take an order off hold and allocate it again, as if imported now but
-    /// keeping its purchase time.
-    pub fn release(&self, key: &OrderKey) -> Result<Order> {
+    /// Take an order off hold and allocate it again, as if imported at
+    /// `now` but keeping its purchase time.
+    pub fn release(&self, key: &OrderKey, now: Timestamp) -> Result<Order> {
         let mut order = self.lock_order(key)?;
         if order.status != OrderStatus::OnHold {
             return Err(Error::FailedPrecondition(format!(
@@ -56,7 +56,7 @@ impl Engine {
         self.append(&[], |events| {
             events.push(OrderEvent::new(EventKind::Released, &order))
         });
-        self.decide(&mut order, &merchant, Occasion::Again, false);
+        self.decide(&mut order, &merchant, Occasion::Again, false, now);
         Ok(order.clone())
     }
 
@@ -119,6 +119,7 @@ impl Engine {
         let keys = allocation_keys(order);
         let mut locked = self.shared.ledger.lock(&keys);
         unreserve_locked(&mut locked, order);
+        self.shared.slots.release(order);
         update(order);
         order.version += 1;
         self.log_change(&locked, &keys, &[order]);

@@ -10,6 +10,7 @@
 //! ascending key order, then the stripes.
 
 mod allocate;
+mod capacity;
 mod changes;
 mod components;
 mod explain;
@@ -80,6 +81,9 @@ struct Shared {
     merchants: DashMap<MerchantId, Arc<Merchant>, foldhash::fast::RandomState>,
     /// The FCs upserted as network objects (RULES §12).
     network: network::SharedNetwork,
+    /// The FCs' daily order slots (RULES §12). Locked after the network,
+    /// and after any order and stripe: nothing is locked while holding it.
+    slots: capacity::SlotBook,
     /// Serializes the operations that lock many orders at once, so that two
     /// of them can never wait for each other's orders.
     pass_lock: Mutex<()>,
@@ -108,6 +112,7 @@ impl Engine {
                 orders: OrderBook::default(),
                 merchants: DashMap::default(),
                 network: Default::default(),
+                slots: Default::default(),
                 pass_lock: Mutex::new(()),
                 change_log: OnceLock::new(),
                 events: OnceLock::new(),

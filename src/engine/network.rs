@@ -3,7 +3,7 @@
 
 use parking_lot::RwLock;
 
-use crate::model::{FcId, FulfillmentCenter};
+use crate::model::{FcId, FulfillmentCenter, OperationsDay, Timestamp};
 
 use super::{EffectRef, Engine};
 
@@ -44,6 +44,7 @@ impl Engine {
         // FC as they took effect.
         let mut network = self.shared.network.write();
         network.insert(fc.clone());
+        self.shared.slots.set_limit(fc.fc, fc.daily_order_capacity);
         self.append(&[EffectRef::Fc(&fc)], |_| {});
         fc
     }
@@ -65,6 +66,20 @@ impl Engine {
 
     /// Install a recovered FC record.
     pub(super) fn restore_fc(&self, fc: FulfillmentCenter) {
-        self.shared.network.write().insert(fc);
+        let mut network = self.shared.network.write();
+        self.shared.slots.set_limit(fc.fc, fc.daily_order_capacity);
+        network.insert(fc);
+    }
+
+    /// The orders that took one of `fc`'s daily slots in `now`'s
+    /// operations day.
+    pub fn orders_today(&self, fc: FcId, now: Timestamp) -> u32 {
+        self.shared.slots.taken(fc, OperationsDay::of(now))
+    }
+
+    /// Every (FC, operations day) whose daily slots orders hold, with how
+    /// many: what recovery must rebuild from the orders it restores.
+    pub fn slots_taken(&self) -> Vec<(FcId, OperationsDay, u32)> {
+        self.shared.slots.all_taken()
     }
 }

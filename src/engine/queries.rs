@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::model::{FcId, MerchantId, Order, OrderId, OrderKey, OrderStatus, SkuKey, Timestamp};
+use crate::model::{
+    FcId, MerchantId, OperationsDay, Order, OrderId, OrderKey, OrderStatus, SkuKey, Timestamp,
+};
 
 use super::lifecycle::not_found;
 use super::Engine;
@@ -99,8 +101,18 @@ impl Engine {
     pub fn audit(&self) -> Audit {
         let mut audit = Audit::default();
         let mut from_orders: HashMap<(SkuKey, FcId), (u64, u64)> = HashMap::new();
+        let mut slots_held: HashMap<(FcId, OperationsDay), u32> = HashMap::new();
         for shared in self.shared.orders.orders_of(None) {
             let order = shared.lock();
+            for slot in &order.extras().slots {
+                *slots_held.entry((slot.fc, slot.day)).or_default() += 1;
+                if !order.uses_fc(slot.fc) {
+                    audit.violations.push(format!(
+                        "order {} holds a daily slot at {} with no units there",
+                        order.request.order_id, slot.fc
+                    ));
+                }
+            }
             audit.shipped_units += order
                 .shipments()
                 .iter()
@@ -145,6 +157,21 @@ impl Engine {
         for ((key, fc), units) in from_orders {
             audit.violations.push(format!(
                 "{key:?} at {fc}: orders hold {units:?} with no ledger row"
+            ));
+        }
+        for (fc, day, taken) in self.slots_taken() {
+            let held = slots_held.remove(&(fc, day)).unwrap_or(0);
+            if held != taken {
+                audit.violations.push(format!(
+                    "{fc} on day {}: {taken} slots counted but orders hold {held}",
+                    day.date()
+                ));
+            }
+        }
+        for ((fc, day), held) in slots_held {
+            audit.violations.push(format!(
+                "{fc} on day {}: orders hold {held} slots, none counted",
+                day.date()
             ));
         }
         audit

@@ -31,9 +31,8 @@ use crate::model::{
 };
 use crate::order_book::SharedOrder;
 
-use super::allocate::{decide_locked, sku_keys, Occasion};
+use super::allocate::{decide_locked, sku_keys, Occasion, Routing};
 use super::lifecycle::{not_found, unreserve_allocations};
-use super::network::SharedNetwork;
 use super::Engine;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -131,7 +130,7 @@ pub(super) fn redecide(
     stock: &mut impl Stock,
     order: &mut Order,
     merchant: &Merchant,
-    network: &SharedNetwork,
+    routing: &mut Routing<'_>,
     keys: &[SkuKey],
 ) -> bool {
     // Taken, not cloned: the pass compares them after, and this is its
@@ -149,7 +148,7 @@ pub(super) fn redecide(
         stock,
         order,
         merchant,
-        network,
+        routing,
         keys,
         Occasion::Again,
         false,
@@ -167,14 +166,14 @@ pub(super) fn redecide(
 type SettingsTable = FastMap<MerchantId, Arc<Merchant>>;
 
 impl Engine {
-    /// Decide one waiting order again: give back what it holds and allocate
-    /// it afresh, in one critical section. Orders not waiting for stock, and
-    /// picked ones (their units are frozen), are left as they are.
-    pub fn reprocess_order(&self, key: &OrderKey) -> Result<OrderStatus> {
+    /// Decide one waiting order again at `now`: give back what it holds and
+    /// allocate it afresh, in one critical section. Orders not waiting for
+    /// stock, and picked ones (their units are frozen), are left as they are.
+    pub fn reprocess_order(&self, key: &OrderKey, now: Timestamp) -> Result<OrderStatus> {
         let shared = self.shared.orders.get(key).ok_or_else(|| not_found(key))?;
         let merchant = self.merchant(&key.merchant);
         let keys = sku_keys(&shared.lock().request);
-        Ok(self.decide_again(&shared, &merchant, &keys))
+        Ok(self.decide_again(&shared, &merchant, &keys, now))
     }
 
     /// The version moves only if the decision changed something.
@@ -183,6 +182,7 @@ impl Engine {
         shared: &SharedOrder,
         merchant: &Merchant,
         keys: &[SkuKey],
+        now: Timestamp,
     ) -> OrderStatus {
         let mut order = shared.lock();
         if !order.status.awaits_stock() || order.picked {
@@ -193,7 +193,7 @@ impl Engine {
             &mut locked,
             &mut order,
             merchant,
-            &self.shared.network,
+            &mut self.routing(now),
             keys,
         ) {
             self.log_change(&locked, keys, &[&order]);
@@ -201,15 +201,15 @@ impl Engine {
         order.status
     }
 
-    /// One reprocessing pass over every merchant, or one. FIFO merchants get
-    /// a FIFO release over all their SKUs instead.
-    pub fn reprocess(&self, merchant: Option<&MerchantId>) -> PassCounts {
+    /// One reprocessing pass over every merchant, or one, deciding at
+    /// `now`. FIFO merchants get a FIFO release over all their SKUs instead.
+    pub fn reprocess(&self, merchant: Option<&MerchantId>, now: Timestamp) -> PassCounts {
         let _pass = self.shared.pass_lock.lock();
         let mut counts = PassCounts::default();
         for fifo_merchant in self.fifo_merchants(merchant) {
-            counts += self.fifo_release_locked(&fifo_merchant, &[]).counts;
+            counts += self.fifo_release_locked(&fifo_merchant, &[], now).counts;
         }
-        counts + self.exception_pass(merchant)
+        counts + self.exception_pass(merchant, now)
     }
 
     fn fifo_merchants(&self, only: Option<&MerchantId>) -> Vec<Arc<Merchant>> {
@@ -223,7 +223,7 @@ impl Engine {
     }
 
     /// The parallel pass over non-FIFO merchants' waiting orders.
-    fn exception_pass(&self, merchant: Option<&MerchantId>) -> PassCounts {
+    fn exception_pass(&self, merchant: Option<&MerchantId>, now: Timestamp) -> PassCounts {
         let settings: SettingsTable = self
             .shared
             .merchants
@@ -231,6 +231,17 @@ impl Engine {
             .map(|entry| (entry.key().clone(), Arc::clone(entry.value())))
             .collect();
         let waiting = self.waiting_orders(&settings, merchant);
+        if self.shared.slots.limited() {
+            // Which order gets an FC's last slot of the day depends on every
+            // order that could go there, SKUs shared or not: one by one,
+            // oldest first, is the order that answer must come from.
+            let mut counts = PassCounts::default();
+            for index in by_age(&waiting) {
+                let entry = &waiting[index as usize];
+                counts.count(self.decide_again(&entry.order, &entry.merchant, &entry.skus, now));
+            }
+            return counts;
+        }
         let plan = self.wavefront(&waiting);
         // Each task adds its counts once: a counter both workers bumped per
         // order would be a cache line passed back and forth.
@@ -242,14 +253,19 @@ impl Engine {
                     let mut counts = PassCounts::default();
                     for &index in chunk {
                         let entry = &waiting[index];
-                        counts.count(self.decide_again(&entry.order, &entry.merchant, &entry.skus));
+                        counts.count(self.decide_again(
+                            &entry.order,
+                            &entry.merchant,
+                            &entry.skus,
+                            now,
+                        ));
                     }
                     *tally.lock() += counts;
                 });
             }
             for &head in &plan.ready {
                 let (waiting, plan, tally) = (&waiting, &plan, &tally);
-                scope.spawn(move |scope| self.run_chain(scope, waiting, plan, tally, head));
+                scope.spawn(move |scope| self.run_chain(scope, waiting, plan, tally, head, now));
             }
         });
         tally.into_inner()
@@ -264,18 +280,19 @@ impl Engine {
         plan: &'s Wavefront,
         tally: &'s Mutex<PassCounts>,
         mut index: usize,
+        now: Timestamp,
     ) {
         let mut counts = PassCounts::default();
         loop {
             let entry = &waiting[index];
-            counts.count(self.decide_again(&entry.order, &entry.merchant, &entry.skus));
+            counts.count(self.decide_again(&entry.order, &entry.merchant, &entry.skus, now));
             let mut next = None;
             for successor in plan.successors(index) {
                 if plan.pending[successor].fetch_sub(1, Ordering::AcqRel) == 1 {
                     match next {
                         None => next = Some(successor),
                         Some(_) => scope.spawn(move |scope| {
-                            self.run_chain(scope, waiting, plan, tally, successor)
+                            self.run_chain(scope, waiting, plan, tally, successor, now)
                         }),
                     }
                 }
@@ -325,18 +342,7 @@ impl Engine {
 
     /// Build the per-SKU queues and each order's count of predecessors.
     fn wavefront(&self, waiting: &[Waiting]) -> Wavefront {
-        // Oldest first: sort (purchase time, index) pairs, which sit together
-        // in memory, and look at order keys only to break ties.
-        let mut by_age: Vec<(Timestamp, u32)> = waiting
-            .iter()
-            .enumerate()
-            .map(|(index, entry)| (entry.purchase_time, index as u32))
-            .collect();
-        by_age.par_sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| waiting[a.1 as usize].age_order(&waiting[b.1 as usize]))
-        });
-
+        let by_age = by_age(waiting);
         let skus = PassSkus::number(waiting);
         let live = self.live_skus(waiting, &skus);
         let mut queues: Vec<Vec<u32>> = vec![Vec::new(); skus.keys.len()];
@@ -344,7 +350,7 @@ impl Engine {
         // in its SKU's queue, or NOT_QUEUED.
         let mut positions = vec![NOT_QUEUED; skus.of_line.len()];
         let mut independent = Vec::new();
-        for &(_, index) in &by_age {
+        for &index in &by_age {
             let entry = &waiting[index as usize];
             let lines = skus.lines(index as usize);
             let numbers = &skus.of_line[lines.clone()];
@@ -417,6 +423,22 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// The waiting orders' indexes, oldest first: sorts (purchase time, index)
+/// pairs, which sit together in memory, and looks at order keys only to
+/// break ties.
+fn by_age(waiting: &[Waiting]) -> Vec<u32> {
+    let mut by_age: Vec<(Timestamp, u32)> = waiting
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| (entry.purchase_time, index as u32))
+        .collect();
+    by_age.par_sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| waiting[a.1 as usize].age_order(&waiting[b.1 as usize]))
+    });
+    by_age.into_iter().map(|(_, index)| index).collect()
 }
 
 const NOT_QUEUED: u32 = u32::MAX;

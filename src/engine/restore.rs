@@ -72,7 +72,10 @@ impl Engine {
                         .insert(shipment.tracking_number.clone(), order.key());
                 }
                 self.schedule_completion(&order);
-                self.shared.orders.restore(*order);
+                let slots = order.extras().slots.clone();
+                let replaced = self.shared.orders.restore(*order);
+                let before = replaced.as_ref().map_or(&[][..], |old| &old.extras().slots);
+                self.shared.slots.restore(before, &slots);
             }
             Effect::Events { first, events } => {
                 self.continue_events_from(first.saturating_add(events.len() as u64));

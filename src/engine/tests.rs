@@ -35,7 +35,7 @@ fn change(
         fc: FcId::new(fc),
         change,
     };
-    engine.update_inventory(&M.into(), &[change])
+    engine.update_inventory(&M.into(), &[change], now())
 }
 
 fn set(engine: &Engine, sku: &str, fc: &str, units: u64) {
@@ -296,7 +296,7 @@ fn hold_reason_on_import_puts_the_order_on_hold() {
     assert_eq!(order.hold_reason(), Some("address check"));
     assert_eq!(available(&e, "a", "fc1"), 1);
     // Releasing allocates it, keeping its purchase time.
-    let released = e.release(&key("o1")).unwrap();
+    let released = e.release(&key("o1"), now()).unwrap();
     assert_eq!(released.status, OrderStatus::Processing);
     assert_eq!(released.request.purchase_time, order.request.purchase_time);
     assert_eq!(available(&e, "a", "fc1"), 0);
@@ -312,7 +312,7 @@ fn unknown_sku_on_a_direct_order_puts_it_on_hold() {
     assert_eq!(available(&e, "a", "fc1"), 1);
     // Registering the SKU (no stock) makes it known: release decides normally.
     e.register_skus(&M.into(), &[("ghost".into(), SkuInfo::default())]);
-    let released = e.release(&key("o1")).unwrap();
+    let released = e.release(&key("o1"), now()).unwrap();
     assert_eq!(released.status, OrderStatus::Exception);
 }
 
@@ -347,7 +347,7 @@ fn hold_frees_stock_for_others_and_cancel_gives_it_back() {
     // Cancelling twice is a no-op; releasing a cancelled order is refused.
     assert_eq!(e.cancel(&key("o2")).unwrap().version, cancelled.version);
     assert!(matches!(
-        e.release(&key("o2")),
+        e.release(&key("o2"), now()),
         Err(Error::FailedPrecondition(_))
     ));
     assert_consistent(&e);
@@ -485,6 +485,7 @@ fn a_batch_of_inventory_changes_is_all_or_nothing() {
                 change: CountChange::Adjust(-1),
             },
         ],
+        now(),
     );
     assert!(result.is_err());
     assert_eq!(available(&e, "a", "fc1"), 1);
@@ -657,7 +658,7 @@ fn without_fifo_a_newer_order_takes_replenished_stock_before_the_next_pass() {
     // The seed's documented behaviour: the newer order gets there first.
     let new = allocate(&e, request("new", 10, &[("a", 2)]));
     assert_eq!(new.status, OrderStatus::Processing);
-    let counts = e.reprocess(None);
+    let counts = e.reprocess(None, now());
     assert_eq!(counts.examined, 1);
     assert_eq!(counts.still_in_exception, 1);
     assert_eq!(e.order(&key("old")).unwrap().status, OrderStatus::Exception);
@@ -670,7 +671,7 @@ fn reprocessing_allocates_waiting_orders_oldest_first() {
     allocate(&e, request("younger", 20, &[("a", 2)]));
     allocate(&e, request("older", 10, &[("a", 2)]));
     set(&e, "a", "fc1", 2);
-    let counts = e.reprocess(None);
+    let counts = e.reprocess(None, now());
     assert_eq!(
         counts,
         PassCounts {
@@ -702,7 +703,7 @@ fn reprocessing_decides_an_order_naming_one_sku_on_two_lines() {
     allocate(&e, request("twice", 0, &[("a", 1), ("a", 2)]));
     allocate(&e, request("behind", 10, &[("a", 1)]));
     set(&e, "a", "fc1", 4);
-    let counts = e.reprocess(None);
+    let counts = e.reprocess(None, now());
     assert_eq!((counts.examined, counts.allocated), (2, 2));
     assert_eq!(e.order(&key("twice")).unwrap().allocated_units(), 3);
     assert_consistent(&e);
@@ -715,7 +716,7 @@ fn reprocessing_completes_a_partially_allocated_order() {
     let order = allocate(&e, partial(request("o1", 0, &[("a", 3)])));
     assert_eq!(order.status, OrderStatus::PartiallyAllocated);
     set(&e, "a", "fc2", 2);
-    let counts = e.reprocess(Some(&M.into()));
+    let counts = e.reprocess(Some(&M.into()), now());
     assert_eq!(counts.allocated, 1);
     let order = e.order(&key("o1")).unwrap();
     assert_eq!(order.status, OrderStatus::Processing);
@@ -784,7 +785,7 @@ fn fifo_never_touches_picked_orders() {
     allocate(&e, request("picked-young", 50, &[("a", 2)]));
     e.mark_picked(&key("picked-young")).unwrap();
     allocate(&e, request("old", 0, &[("a", 2)]));
-    let outcome = e.fifo_release(&M.into(), &["a".into()]).unwrap();
+    let outcome = e.fifo_release(&M.into(), &["a".into()], now()).unwrap();
     assert!(outcome.preempted.is_empty());
     let picked = e.order(&key("picked-young")).unwrap();
     assert_eq!(picked.status, OrderStatus::Processing);
@@ -801,12 +802,12 @@ fn a_held_orders_stock_goes_to_others_and_fifo_skips_it() {
     allocate(&e, request("held", 0, &[("a", 2)]));
     allocate(&e, request("waiting", 10, &[("a", 2)]));
     e.hold(&key("held"), "fraud review".into()).unwrap();
-    let outcome = e.fifo_release(&M.into(), &[]).unwrap();
+    let outcome = e.fifo_release(&M.into(), &[], now()).unwrap();
     assert_eq!(outcome.released, vec![OrderId::new("waiting")]);
     assert_eq!(e.order(&key("held")).unwrap().status, OrderStatus::OnHold);
     // Released later, it waits: its stock is gone.
     assert_eq!(
-        e.release(&key("held")).unwrap().status,
+        e.release(&key("held"), now()).unwrap().status,
         OrderStatus::Exception
     );
     assert_consistent(&e);
@@ -816,7 +817,7 @@ fn a_held_orders_stock_goes_to_others_and_fifo_skips_it() {
 fn fifo_release_needs_a_fifo_merchant() {
     let e = engine();
     assert!(matches!(
-        e.fifo_release(&M.into(), &[]),
+        e.fifo_release(&M.into(), &[], now()),
         Err(Error::FailedPrecondition(_))
     ));
 }
@@ -829,7 +830,7 @@ fn the_pass_of_a_fifo_merchant_is_a_fifo_release() {
     allocate(&e, request("young", 10, &[("a", 2)]));
     allocate(&e, request("old", 0, &[("a", 2)]));
     // A count (not a receipt) changes nothing here; the periodic pass does.
-    let counts = e.reprocess(None);
+    let counts = e.reprocess(None, now());
     assert_eq!(counts.examined, 2);
     assert_eq!(
         e.order(&key("old")).unwrap().status,

@@ -311,6 +311,7 @@ pub fn fulfillment_center(fc: proto::FulfillmentCenter) -> Result<FulfillmentCen
         name,
         location,
         daily_order_capacity,
+        orders_today: _,
     } = fc;
     let mut v = Violations::default();
     let fc = v.fc("fc_id", &fc_id);
@@ -325,7 +326,11 @@ pub fn fulfillment_center(fc: proto::FulfillmentCenter) -> Result<FulfillmentCen
     })
 }
 
-pub fn fulfillment_center_to_proto(fc: &FulfillmentCenter) -> proto::FulfillmentCenter {
+/// An FC as listed; `orders_today`: the slots taken in the listing's day.
+pub fn fulfillment_center_to_proto(
+    fc: &FulfillmentCenter,
+    orders_today: u32,
+) -> proto::FulfillmentCenter {
     proto::FulfillmentCenter {
         fc_id: fc.fc.to_string(),
         name: fc.name.clone(),
@@ -334,6 +339,7 @@ pub fn fulfillment_center_to_proto(fc: &FulfillmentCenter) -> proto::Fulfillment
             longitude: point.longitude(),
         }),
         daily_order_capacity: fc.daily_order_capacity,
+        orders_today,
     }
 }
 
@@ -543,6 +549,7 @@ pub fn set_safety_stock(
     let proto::SetSafetyStockRequest {
         merchant_id,
         levels,
+        as_of: _,
     } = request;
     let mut v = Violations::default();
     v.id("merchant_id", &merchant_id);
@@ -591,6 +598,7 @@ pub fn set_inventory(
     let proto::SetInventoryRequest {
         merchant_id,
         levels,
+        as_of: _,
     } = request;
     let entries = levels
         .into_iter()
@@ -615,6 +623,7 @@ pub fn adjust_inventory(
     let proto::AdjustInventoryRequest {
         merchant_id,
         deltas,
+        as_of: _,
     } = request;
     let entries = deltas
         .into_iter()
@@ -627,7 +636,10 @@ pub fn adjust_inventory(
     inventory_changes(&merchant_id, "deltas", entries)
 }
 
-pub fn fifo_release(request: proto::FifoReleaseRequest) -> Result<(MerchantId, Vec<Sku>)> {
+/// `FifoRelease`: the merchant, the SKUs, and the time it decides at.
+pub fn fifo_release(
+    request: proto::FifoReleaseRequest,
+) -> Result<(MerchantId, Vec<Sku>, Timestamp)> {
     let proto::FifoReleaseRequest {
         merchant_id,
         skus,
@@ -639,11 +651,12 @@ pub fn fifo_release(request: proto::FifoReleaseRequest) -> Result<(MerchantId, V
     for (i, sku) in skus.iter().enumerate().take(INVENTORY_ENTRIES_MAX) {
         v.id(format_args!("skus[{i}]"), sku);
     }
-    if let Some(as_of) = as_of {
-        v.timestamp("as_of", as_of);
-    }
+    let now = match as_of {
+        Some(as_of) => v.timestamp("as_of", as_of),
+        None => Timestamp::now(),
+    };
     let skus = skus.iter().map(|sku| Sku::new(sku)).collect();
-    v.finish((MerchantId::new(&merchant_id), skus))
+    v.finish((MerchantId::new(&merchant_id), skus, now))
 }
 
 /// The `ListOrders` arguments: status filter, page size, where to start.
@@ -914,6 +927,7 @@ fn full_order_to_proto(order: &Order, as_of: Timestamp) -> proto::OrderState {
         parent,
         children,
         submitted: _,
+        slots: _,
     } = order.extras();
     proto::OrderState {
         merchant_id: request.merchant_id.to_string(),

@@ -47,6 +47,7 @@ fn assessment_to_proto(assessed: &FcAssessment) -> proto::FcAssessment {
         rank: assessed.rank,
         distance_km: assessed.distance_km,
         can_fill_order: assessed.can_fill_order,
+        at_capacity: assessed.at_capacity,
         short: assessed
             .short
             .iter()

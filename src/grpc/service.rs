@@ -143,9 +143,10 @@ impl AllocationService for Service {
         request: Request<SetInventoryRequest>,
     ) -> Result<Response<InventoryResponse>, Status> {
         metered("SetInventory", async move {
+            let now = convert::as_of(request.get_ref().as_of)?;
             let (merchant, changes) = convert::set_inventory(request.into_inner())?;
             let outcome = self
-                .blocking(move |engine| engine.update_inventory(&merchant, &changes))
+                .blocking(move |engine| engine.update_inventory(&merchant, &changes, now))
                 .await?;
             self.durable().await?;
             Ok(Response::new(inventory_response(outcome)))
@@ -158,9 +159,10 @@ impl AllocationService for Service {
         request: Request<AdjustInventoryRequest>,
     ) -> Result<Response<InventoryResponse>, Status> {
         metered("AdjustInventory", async move {
+            let now = convert::as_of(request.get_ref().as_of)?;
             let (merchant, changes) = convert::adjust_inventory(request.into_inner())?;
             let outcome = self
-                .blocking(move |engine| engine.update_inventory(&merchant, &changes))
+                .blocking(move |engine| engine.update_inventory(&merchant, &changes, now))
                 .await?;
             self.durable().await?;
             Ok(Response::new(inventory_response(outcome)))
@@ -173,9 +175,10 @@ impl AllocationService for Service {
         request: Request<SetSafetyStockRequest>,
     ) -> Result<Response<InventoryResponse>, Status> {
         metered("SetSafetyStock", async move {
+            let now = convert::as_of(request.get_ref().as_of)?;
             let (merchant, levels) = convert::set_safety_stock(request.into_inner())?;
             let outcome = self
-                .blocking(move |engine| engine.set_safety_stock(&merchant, &levels))
+                .blocking(move |engine| engine.set_safety_stock(&merchant, &levels, now))
                 .await?;
             self.durable().await?;
             Ok(Response::new(inventory_response(outcome)))
@@ -363,8 +366,12 @@ impl AllocationService for Service {
                 order_id,
                 as_of,
             } = request.into_inner();
-            self.transition(&merchant_id, &order_id, as_of, Engine::release)
-                .await
+            // The release decides at `as_of` (daily FC capacity counts it).
+            let now = convert::as_of(as_of)?;
+            self.transition(&merchant_id, &order_id, as_of, |engine, key| {
+                engine.release(key, now)
+            })
+            .await
         })
         .await
     }
@@ -450,10 +457,10 @@ impl AllocationService for Service {
                 "" => None,
                 id => Some(convert::merchant_id(id)?),
             };
-            convert::as_of(as_of)?;
+            let now = convert::as_of(as_of)?;
             let started = std::time::Instant::now();
             let counts = self
-                .blocking(move |engine| Ok(engine.reprocess(merchant.as_ref())))
+                .blocking(move |engine| Ok(engine.reprocess(merchant.as_ref(), now)))
                 .await?;
             crate::telemetry::pass("reprocess", counts, started.elapsed());
             self.durable().await?;
@@ -473,10 +480,10 @@ impl AllocationService for Service {
         request: Request<FifoReleaseRequest>,
     ) -> Result<Response<FifoReleaseResponse>, Status> {
         metered("FifoRelease", async move {
-            let (merchant, skus) = convert::fifo_release(request.into_inner())?;
+            let (merchant, skus, now) = convert::fifo_release(request.into_inner())?;
             let started = std::time::Instant::now();
             let outcome = self
-                .blocking(move |engine| engine.fifo_release(&merchant, &skus))
+                .blocking(move |engine| engine.fifo_release(&merchant, &skus, now))
                 .await?;
             crate::telemetry::pass("fifo", outcome.counts, started.elapsed());
             self.durable().await?;
@@ -495,8 +502,13 @@ impl AllocationService for Service {
         metered("UpsertFulfillmentCenter", async move {
             let fc = convert::fulfillment_center(request.into_inner())?;
             let fc = self.engine.upsert_fulfillment_center(fc);
+            let taken = self
+                .engine
+                .orders_today(fc.fc, crate::model::Timestamp::now());
             self.durable().await?;
-            Ok(Response::new(convert::fulfillment_center_to_proto(&fc)))
+            Ok(Response::new(convert::fulfillment_center_to_proto(
+                &fc, taken,
+            )))
         })
         .await
     }
@@ -506,12 +518,16 @@ impl AllocationService for Service {
         request: Request<ListFulfillmentCentersRequest>,
     ) -> Result<Response<ListFulfillmentCentersResponse>, Status> {
         metered("ListFulfillmentCenters", async move {
-            let ListFulfillmentCentersRequest {} = request.into_inner();
+            let ListFulfillmentCentersRequest { as_of } = request.into_inner();
+            let as_of = convert::as_of(as_of)?;
             let fcs = self.engine.fulfillment_centers();
             Ok(Response::new(ListFulfillmentCentersResponse {
                 fcs: fcs
                     .iter()
-                    .map(convert::fulfillment_center_to_proto)
+                    .map(|fc| {
+                        let taken = self.engine.orders_today(fc.fc, as_of);
+                        convert::fulfillment_center_to_proto(fc, taken)
+                    })
                     .collect(),
             }))
         })
@@ -530,7 +546,7 @@ impl AllocationService for Service {
             } = request.into_inner();
             let key = convert::order_key(&merchant_id, &order_id)?;
             let as_of = convert::as_of(as_of)?;
-            let explanation = self.engine.explain_order(&key)?;
+            let explanation = self.engine.explain_order(&key, as_of)?;
             Ok(Response::new(decision::explanation_to_proto(
                 &explanation,
                 as_of,
@@ -546,7 +562,7 @@ impl AllocationService for Service {
         metered("SimulateSettings", async move {
             let (proposed, as_of, orders_max) = convert::simulate_settings(request.into_inner())?;
             let simulation = self
-                .blocking(move |engine| Ok(engine.simulate_settings(&proposed, orders_max)))
+                .blocking(move |engine| Ok(engine.simulate_settings(&proposed, orders_max, as_of)))
                 .await?;
             Ok(Response::new(decision::simulation_to_proto(
                 &simulation,

@@ -1,6 +1,7 @@
 //! Calendar rules that follow the fulfillment network's wall clock, Central
-//! Time (America/Chicago, daylight saving included): when a shipped order
-//! completes, and how many business days a parcel has gone without a scan.
+//! Time (America/Chicago, daylight saving included): the operations day
+//! (06:00 to 06:00), when a shipped order completes, and how many business
+//! days a parcel has gone without a scan.
 
 use std::sync::LazyLock;
 
@@ -14,15 +15,48 @@ use super::Timestamp;
 static CENTRAL: LazyLock<TimeZone> =
     LazyLock::new(|| TimeZone::get("America/Chicago").unwrap_or(TimeZone::UTC));
 
-/// Local hour at which yesterday's shipped orders become completed.
-const COMPLETION_HOUR: i8 = 6;
+/// Local hour at which an operations day starts: yesterday's shipped orders
+/// become completed then, and the FCs' daily capacity starts afresh.
+const OPERATIONS_DAY_STARTS_HOUR: i8 = 6;
+
+/// An operations day, 06:00 Central to 06:00 Central the next calendar day,
+/// named by the date it starts on: days since 1970-01-01. Daily FC capacity
+/// is counted per operations day (RULES §12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OperationsDay(pub i32);
+
+impl OperationsDay {
+    /// The operations day `time` falls in. Clamped to jiff's calendar, as
+    /// every rule here is.
+    pub fn of(time: Timestamp) -> Self {
+        let zoned = to_jiff(time).to_zoned(CENTRAL.clone());
+        let date = if zoned.hour() < OPERATIONS_DAY_STARTS_HOUR {
+            zoned.date().yesterday().unwrap_or(Date::MIN)
+        } else {
+            zoned.date()
+        };
+        let days = date
+            .since(EPOCH)
+            .map_or(0, |span| i64::from(span.get_days()));
+        Self(days as i32)
+    }
+
+    /// The date the day starts on (for people and metric labels).
+    pub fn date(self) -> Date {
+        EPOCH
+            .checked_add(jiff::Span::new().days(i64::from(self.0)))
+            .unwrap_or(if self.0 < 0 { Date::MIN } else { Date::MAX })
+    }
+}
+
+const EPOCH: Date = jiff::civil::date(1970, 1, 1);
 
 /// When an order whose last tracking number was uploaded at `uploaded`
 /// reads COMPLETED: 06:00 Central on the next calendar day.
 pub fn completion_time(uploaded: Timestamp) -> Timestamp {
     let next_day = local_date(uploaded).tomorrow().unwrap_or(Date::MAX);
     let completes = next_day
-        .at(COMPLETION_HOUR, 0, 0, 0)
+        .at(OPERATIONS_DAY_STARTS_HOUR, 0, 0, 0)
         .to_zoned(CENTRAL.clone())
         .map(|zoned| zoned.timestamp())
         .unwrap_or(jiff::Timestamp::MAX);
@@ -162,10 +196,46 @@ mod tests {
     }
 
     #[test]
+    fn operations_days_start_at_six_central_across_daylight_saving() {
+        let day = |text: &str| OperationsDay::of(central(text));
+        // 05:59 still belongs to the day before; 06:00 starts the next.
+        assert_eq!(
+            day("2026-01-15T05:59").date(),
+            jiff::civil::date(2026, 1, 14)
+        );
+        assert_eq!(
+            day("2026-01-15T06:00").date(),
+            jiff::civil::date(2026, 1, 15)
+        );
+        assert_eq!(day("2026-01-15T23:59"), day("2026-01-16T05:59"));
+        // DST starts 2026-03-08: that day starts at 06:00 CDT = 11:00 UTC.
+        assert_eq!(
+            OperationsDay::of(utc("2026-03-08T10:59:59Z")).date(),
+            jiff::civil::date(2026, 3, 7)
+        );
+        assert_eq!(
+            OperationsDay::of(utc("2026-03-08T11:00:00Z")).date(),
+            jiff::civil::date(2026, 3, 8)
+        );
+        // DST ends 2026-11-01: 06:00 CST = 12:00 UTC.
+        assert_eq!(
+            OperationsDay::of(utc("2026-11-01T11:59:59Z")).date(),
+            jiff::civil::date(2026, 10, 31)
+        );
+        assert_eq!(
+            OperationsDay::of(utc("2026-11-01T12:00:00Z")).date(),
+            jiff::civil::date(2026, 11, 1)
+        );
+        assert_eq!(OperationsDay::of(utc("1970-01-01T12:00:00Z")).0, 0);
+    }
+
+    #[test]
     fn instants_beyond_the_calendar_do_not_panic() {
         let far = Timestamp::from_seconds(i64::MAX);
         let before = Timestamp::from_seconds(i64::MIN);
         assert!(completion_time(far) >= completion_time(before));
         assert!(business_days_between(before, far) > 0);
+        assert!(OperationsDay::of(far) > OperationsDay::of(before));
+        assert!(OperationsDay::of(far).date() > OperationsDay::of(before).date());
     }
 }

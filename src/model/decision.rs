@@ -82,6 +82,9 @@ pub struct FcAssessment {
     /// location is known.
     pub distance_km: Option<f64>,
     pub can_fill_order: bool,
+    /// The FC had taken its daily capacity of orders, so the decision
+    /// passed it over whatever stock it holds (RULES §12).
+    pub at_capacity: bool,
     /// The lines this FC holds fewer units of than the order needs.
     pub short: Vec<LineShortfall>,
 }

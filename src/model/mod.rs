@@ -12,6 +12,7 @@ mod order;
 mod shipment;
 mod time;
 
+pub use calendar::OperationsDay;
 pub use decision::{
     summary, Considered, DecisionRule, FcAssessment, LineShortfall, DECISION_FCS_MAX,
 };
@@ -24,8 +25,8 @@ pub use network::{
     LONGITUDE_MAX,
 };
 pub use order::{
-    Acknowledgement, Allocation, Channel, ExceptionLine, ExceptionReason, MarketplaceStatus, Order,
-    OrderExtras, OrderLine, OrderRequest, OrderStatus,
+    Acknowledgement, Allocation, CapacitySlot, Channel, ExceptionLine, ExceptionReason,
+    MarketplaceStatus, Order, OrderExtras, OrderLine, OrderRequest, OrderStatus,
 };
 pub use shipment::{
     ClaimEligibility, LabelSource, ScanOutcome, Shipment, TrackingEvent, TrackingStatus,

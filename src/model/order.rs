@@ -1,5 +1,6 @@
 //! Orders: what upstream sent (`OrderRequest`) and what became of it (`Order`).
 
+use super::calendar::OperationsDay;
 use super::{FcId, GeoPoint, MerchantId, OrderId, OrderKey, Shipment, Sku, Timestamp};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
@@ -138,6 +139,14 @@ pub struct ExceptionLine {
     pub reason: ExceptionReason,
 }
 
+/// One of an FC's daily order slots, taken by an order (RULES §12): the
+/// order counts once against `fc`'s capacity on `day`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct CapacitySlot {
+    pub fc: FcId,
+    pub day: OperationsDay,
+}
+
 /// An order and everything decided about it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Order {
@@ -177,6 +186,9 @@ pub struct OrderExtras {
     /// included (`request` keeps the parent's own lines). Retries compare
     /// against this.
     pub submitted: Option<Box<OrderRequest>>,
+    /// The daily slots it holds at FCs with a capacity limit, one per FC:
+    /// kept while it holds units there or shipped from there.
+    pub slots: Vec<CapacitySlot>,
 }
 
 static NO_EXTRAS: OrderExtras = OrderExtras {
@@ -186,6 +198,7 @@ static NO_EXTRAS: OrderExtras = OrderExtras {
     parent: None,
     children: Vec::new(),
     submitted: None,
+    slots: Vec::new(),
 };
 
 /// `OrderExtras` allocated on first use. Equal when the extras read equal,
@@ -262,6 +275,19 @@ impl Order {
         self.allocations
             .iter()
             .any(|allocation| Some(allocation.fc) != first)
+    }
+
+    /// Whether the order holds units at `fc` now, or shipped some from it.
+    pub fn uses_fc(&self, fc: FcId) -> bool {
+        self.allocations
+            .iter()
+            .any(|allocation| allocation.fc == fc)
+            || self.shipments().iter().any(|shipment| shipment.fc == fc)
+    }
+
+    /// Whether the order holds a daily slot at `fc`.
+    pub fn has_slot_at(&self, fc: FcId) -> bool {
+        self.extras().slots.iter().any(|slot| slot.fc == fc)
     }
 
     /// Units reserved for this order.

@@ -15,10 +15,10 @@
 use crate::engine::{Effect, EffectRef};
 use crate::ledger::{FcStock, SafetyStock, SkuInfo, SkuRecord};
 use crate::model::{
-    Acknowledgement, Allocation, Channel, EventKind, ExceptionLine, ExceptionReason, FcId,
-    FifoStrategy, FulfillmentCenter, GeoPoint, LabelSource, MarketplaceStatus, Merchant,
-    MerchantId, Order, OrderEvent, OrderExtras, OrderId, OrderLine, OrderRequest, OrderStatus,
-    RoutingStrategy, Shipment, Sku, SkuKey, Timestamp, TrackingEvent, TrackingStatus,
+    Acknowledgement, Allocation, CapacitySlot, Channel, EventKind, ExceptionLine, ExceptionReason,
+    FcId, FifoStrategy, FulfillmentCenter, GeoPoint, LabelSource, MarketplaceStatus, Merchant,
+    MerchantId, OperationsDay, Order, OrderEvent, OrderExtras, OrderId, OrderLine, OrderRequest,
+    OrderStatus, RoutingStrategy, Shipment, Sku, SkuKey, Timestamp, TrackingEvent, TrackingStatus,
 };
 
 /// Longest string or list the decoder accepts: far above any limit the
@@ -50,6 +50,8 @@ const TAG_MERCHANT_ROUTED: u8 = 7;
 const TAG_ORDER_SHIPPED_TO: u8 = 8;
 /// A SKU record with safety stock.
 const TAG_SKU_GUARDED: u8 = 9;
+/// An order holding daily FC slots: the `ship_to` layout, then its slots.
+const TAG_ORDER_SLOTTED: u8 = 10;
 
 /// Which layout an order's requests are in.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -174,7 +176,7 @@ impl Writer {
 
     fn timestamp(&mut self, time: Timestamp) {
         // Zigzag, so instants before 1970 stay short too.
-        self.varint(((time.seconds << 1) ^ (time.seconds >> 63)) as u64);
+        self.varint(zigzag(time.seconds));
         self.varint(u64::from(time.nanos));
     }
 
@@ -205,6 +207,16 @@ impl Writer {
                 for &(fc, units) in &record.safety.at {
                     self.str(fc.as_str());
                     self.quantity(units);
+                }
+            }
+            EffectRef::Order(order) if !order.extras().slots.is_empty() => {
+                self.u8(TAG_ORDER_SLOTTED);
+                self.order(order, RequestLayout::WithShipTo);
+                let slots = &order.extras().slots;
+                self.len(slots.len());
+                for slot in slots {
+                    self.str(slot.fc.as_str());
+                    self.varint(zigzag(i64::from(slot.day.0)));
                 }
             }
             EffectRef::Order(order) => {
@@ -327,6 +339,7 @@ impl Writer {
             parent,
             children,
             submitted,
+            slots: _, // after the order, in the slotted layout only
         } = order.extras();
         self.option_str(hold_reason.as_deref());
         self.len(shipments.len());
@@ -388,6 +401,15 @@ impl Writer {
             self.bool(event.misdelivery_confirmed);
         }
     }
+}
+
+/// A signed number as an unsigned one that stays small near zero.
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn unzigzag(value: u64) -> i64 {
+    (value >> 1) as i64 ^ -((value & 1) as i64)
 }
 
 // ---------------------------------------------------------------- reading
@@ -550,8 +572,7 @@ impl<'a> Reader<'a> {
     }
 
     fn timestamp(&mut self) -> Decoded<Timestamp> {
-        let zigzag = self.varint()?;
-        let seconds = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
+        let seconds = unzigzag(self.varint()?);
         let nanos = self.varint()?;
         if nanos >= 1_000_000_000 {
             return self.error("timestamp nanos out of range");
@@ -594,6 +615,27 @@ impl<'a> Reader<'a> {
             TAG_ORDER_SHIPPED_TO => Ok(Effect::Order(Box::new(
                 self.order(RequestLayout::WithShipTo)?,
             ))),
+            TAG_ORDER_SLOTTED => {
+                let mut order = self.order(RequestLayout::WithShipTo)?;
+                let count = self.len()?;
+                let mut slots = Vec::with_capacity(count.min(16));
+                for _ in 0..count {
+                    let fc = self.fc()?;
+                    let day = unzigzag(self.varint()?);
+                    let Ok(day) = i32::try_from(day) else {
+                        return self.error(format!("operations day {day} out of range"));
+                    };
+                    if slots.iter().any(|slot: &CapacitySlot| slot.fc == fc) {
+                        return self.error(format!("two daily slots at FC {fc}"));
+                    }
+                    slots.push(CapacitySlot {
+                        fc,
+                        day: OperationsDay(day),
+                    });
+                }
+                order.extras_mut().slots = slots;
+                Ok(Effect::Order(Box::new(order)))
+            }
             TAG_EVENTS => {
                 let first = self.u64()?;
                 let count = self.len()?;
@@ -813,6 +855,7 @@ impl<'a> Reader<'a> {
             parent,
             children,
             submitted,
+            slots: Vec::new(),
         });
         Ok(order)
     }
@@ -940,6 +983,7 @@ mod tests {
             parent: Some("o".into()),
             children: vec!["o-1/x".into(), "o-1/y".into()],
             submitted: None,
+            slots: Vec::new(),
         });
         order
     }
@@ -999,6 +1043,33 @@ mod tests {
         assert_eq!(reader.effect().unwrap(), Effect::Fc(fc));
         assert_eq!(reader.effect().unwrap(), Effect::Fc(unlocated));
         assert!(reader.is_empty());
+    }
+
+    /// An order holding daily FC slots, days before 1970 included; the
+    /// same FC twice is refused.
+    #[test]
+    fn capacity_slots_round_trip_and_twice_at_one_fc_is_an_error() {
+        let (_, _, _, mut order) = sample_effects();
+        let slot = |fc: &str, day: i32| CapacitySlot {
+            fc: FcId::new(fc),
+            day: OperationsDay(day),
+        };
+        order.extras_mut().slots = vec![slot("fc-1", 20_424), slot("fc-2", -3)];
+        let mut writer = Writer::default();
+        writer.effect(EffectRef::Order(&order));
+        assert_eq!(writer.bytes[0], TAG_ORDER_SLOTTED);
+        let mut reader = Reader::new(&writer.bytes, 0);
+        assert_eq!(
+            reader.effect().unwrap(),
+            Effect::Order(Box::new(order.clone()))
+        );
+        assert!(reader.is_empty());
+
+        order.extras_mut().slots = vec![slot("fc-1", 1), slot("fc-1", 2)];
+        let mut writer = Writer::default();
+        writer.effect(EffectRef::Order(&order));
+        let error = Reader::new(&writer.bytes, 0).effect().unwrap_err();
+        assert!(error.what.contains("two daily slots"), "{error}");
     }
 
     #[test]

@@ -488,6 +488,7 @@ impl Client {
                 fc_id: cell.1.clone(),
                 delta,
             }],
+            ..Default::default()
         };
         let outcome = match self.grpc.adjust_inventory(request).await {
             Ok(response) => {
@@ -526,6 +527,7 @@ impl Client {
                 fc_id: cell.1.clone(),
                 on_hand: units,
             }],
+            ..Default::default()
         };
         let outcome = match self.grpc.set_inventory(request).await {
             Ok(response) => {

@@ -11,8 +11,8 @@ use allocation::engine::{
 use allocation::error::Error;
 use allocation::ledger::SkuInfo;
 use allocation::model::{
-    FcId, FifoStrategy, LabelSource, Merchant, MerchantId, Order, OrderKey, OrderLine,
-    OrderRequest, OrderStatus, Sku, Timestamp, TrackingEvent, TrackingStatus,
+    FcId, FifoStrategy, FulfillmentCenter, LabelSource, Merchant, MerchantId, Order, OrderKey,
+    OrderLine, OrderRequest, OrderStatus, Sku, Timestamp, TrackingEvent, TrackingStatus,
 };
 use allocation::storage::journal::SEGMENT_HEADER_BYTES;
 use allocation::storage::{FsyncPolicy, OpenError, Store, StoreConfig};
@@ -66,6 +66,14 @@ pub fn churn(engine: &Engine, rng: &mut Rng, prefix: &str, steps: usize) {
                     settings.split_tags = vec!["tag".into()];
                 }
                 engine.upsert_merchant(settings);
+                // An FC with a small daily capacity (or none): orders take,
+                // keep and give back its slots.
+                engine.upsert_fulfillment_center(FulfillmentCenter {
+                    fc: FcId::new(&format!("fc-{}", rng.below(FCS))),
+                    name: String::new(),
+                    location: None,
+                    daily_order_capacity: rng.below(3) as u32,
+                });
             }
             1 => {
                 let info = SkuInfo {
@@ -85,7 +93,7 @@ pub fn churn(engine: &Engine, rng: &mut Rng, prefix: &str, steps: usize) {
                         CountChange::Adjust(1 + rng.below(4) as i64)
                     },
                 };
-                let _ = engine.update_inventory(&merchant, &[change]);
+                let _ = engine.update_inventory(&merchant, &[change], Timestamp::default());
             }
             4..=6 => {
                 let first = rng.below(SKUS);
@@ -100,7 +108,8 @@ pub fn churn(engine: &Engine, rng: &mut Rng, prefix: &str, steps: usize) {
                         })
                         .collect(),
                 );
-                engine.allocate(request, Timestamp::default()).unwrap();
+                // A new operations day every few dozen steps.
+                engine.allocate(request, day_of(step)).unwrap();
             }
             7 => {
                 let operation = rng.below(6);
@@ -114,7 +123,7 @@ pub fn churn(engine: &Engine, rng: &mut Rng, prefix: &str, steps: usize) {
                 if let Some(order) = any_order(engine, rng, wanted) {
                     let _ = match operation {
                         0 => engine.hold(&order, "check".into()),
-                        1 => engine.release(&order),
+                        1 => engine.release(&order, day_of(step)),
                         2 => engine.cancel(&order),
                         3 => engine.mark_picked(&order),
                         4 => ship_somewhere(engine, order, &format!("{prefix}-{step}")),
@@ -123,11 +132,16 @@ pub fn churn(engine: &Engine, rng: &mut Rng, prefix: &str, steps: usize) {
                 }
             }
             _ => {
-                engine.reprocess(None);
+                engine.reprocess(None, day_of(step));
                 engine.complete_due(Timestamp::from_seconds(step as i64 * 60_000));
             }
         }
     }
+}
+
+/// The time of `step`: a day passes every 40 steps.
+fn day_of(step: usize) -> Timestamp {
+    Timestamp::from_seconds(step as i64 / 40 * 86_400)
 }
 
 /// Ship the order's first allocation, if it has one.
@@ -206,11 +220,17 @@ pub fn state(engine: &Engine) -> State {
         .map(|o| o.lock().clone())
         .collect();
     orders.sort_by_key(Order::key);
-    (merchants, stock, orders)
+    let network = format!(
+        "{:?} {:?}",
+        engine.fulfillment_centers(),
+        engine.slots_taken()
+    );
+    (merchants, stock, orders, network)
 }
 
-/// Everything observable, as `state` returns it.
-pub type State = (Vec<Merchant>, Vec<String>, Vec<Order>);
+/// Everything observable, as `state` returns it: merchants, stock, orders,
+/// and the network with its daily slots taken.
+pub type State = (Vec<Merchant>, Vec<String>, Vec<Order>, String);
 
 /// Where each frame of a segment starts, and where the last one ends.
 pub fn frame_offsets(segment: &[u8]) -> Vec<usize> {

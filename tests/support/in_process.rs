@@ -93,6 +93,7 @@ pub async fn set_stock(client: &mut Client, merchant: &str, sku: &str, fc: &str,
                 fc_id: fc.into(),
                 on_hand,
             }],
+            ..Default::default()
         })
         .await
         .expect("set inventory");

@@ -92,7 +92,7 @@ fn a_partially_allocated_order_ships_what_it_has_and_the_rest_later() {
 
     // Replenished: only the 3 outstanding units are allocated again.
     set(&e, "a", "fc1", 10);
-    e.reprocess(None);
+    e.reprocess(None, now());
     let order = e.order(&key("o")).unwrap();
     assert_eq!(order.status, OrderStatus::Processing);
     assert_eq!(order.allocations, [allocation("fc1", "a", 3)]);
@@ -135,7 +135,7 @@ fn a_count_short_after_a_partial_shipment_puts_only_the_unshipped_units_in_excep
 
     // Restocked, reprocessing allocates exactly those 3 again.
     set(&e, "a", "fc2", 10);
-    e.reprocess(None);
+    e.reprocess(None, now());
     let order = e.order(&key("o")).unwrap();
     assert_eq!(order.status, OrderStatus::Processing);
     assert_eq!(order.allocations, [allocation("fc2", "a", 3)]);
@@ -270,7 +270,7 @@ fn an_orders_whole_life_is_announced_in_order() {
 
     allocate(&e, request("o", 0, &[("a", 1)]));
     e.hold(&key("o"), "check address".into()).unwrap();
-    e.release(&key("o")).unwrap();
+    e.release(&key("o"), now()).unwrap();
     e.mark_picked(&key("o")).unwrap();
     ship(&e, "o", "fc1", "T1").unwrap();
     scan(&e, "T1", TrackingStatus::PickedUp, WEDNESDAY + 20 * HOUR);
