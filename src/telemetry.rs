@@ -51,6 +51,8 @@ pub mod names {
     pub const ORDERS_AWAITING_STOCK: &str = "allocation_orders_awaiting_stock";
     pub const INVENTORY_ON_HAND_UNITS: &str = "allocation_inventory_on_hand_units";
     pub const INVENTORY_RESERVED_UNITS: &str = "allocation_inventory_reserved_units";
+    pub const FC_DAILY_ORDER_CAPACITY: &str = "allocation_fc_daily_order_capacity";
+    pub const FC_ORDERS_TODAY: &str = "allocation_fc_orders_today";
     pub const JOURNAL_FSYNC_SECONDS: &str = "allocation_journal_fsync_seconds";
     pub const JOURNAL_BATCH_RECORDS: &str = "allocation_journal_batch_records";
     pub const SNAPSHOT_SECONDS: &str = "allocation_snapshot_seconds";
@@ -445,6 +447,16 @@ fn describe() {
         names::INVENTORY_ON_HAND_UNITS,
         "Units on hand across all SKUs and FCs."
     );
+    describe_gauge!(
+        names::FC_DAILY_ORDER_CAPACITY,
+        "Orders an FC takes per operations day (06:00 to 06:00 America/Chicago), \
+         by fc_id, for every upserted FC; 0: no limit."
+    );
+    describe_gauge!(
+        names::FC_ORDERS_TODAY,
+        "Orders holding one of an FC's daily slots in the current operations day, \
+         by fc_id (only an FC with a limit hands out slots)."
+    );
     describe_histogram!(
         names::JOURNAL_FSYNC_SECONDS,
         Unit::Seconds,
@@ -622,6 +634,14 @@ impl Scrape {
         gauge!(names::INVENTORY_ON_HAND_UNITS).set(on_hand as f64);
         gauge!(names::INVENTORY_RESERVED_UNITS).set(reserved as f64);
         gauge!(names::ORDERS_AWAITING_STOCK).set(awaiting as f64);
+        let now = crate::model::Timestamp::now();
+        for fc in self.engine.fulfillment_centers() {
+            let label = fc.fc.to_string();
+            let taken = self.engine.orders_today(fc.fc, now);
+            gauge!(names::FC_DAILY_ORDER_CAPACITY, "fc_id" => label.clone())
+                .set(f64::from(fc.daily_order_capacity));
+            gauge!(names::FC_ORDERS_TODAY, "fc_id" => label).set(f64::from(taken));
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
-use allocation::model::{FcId, OrderLine, OrderRequest, OrderStatus, Timestamp};
+use allocation::model::{FcId, FulfillmentCenter, OrderLine, OrderRequest, OrderStatus, Timestamp};
 
 const SKUS: usize = 12;
 const FCS: usize = 3;
@@ -137,5 +137,106 @@ fn exactly_one_of_many_racers_gets_the_last_unit() {
         }
     });
     assert_eq!(winners.load(Ordering::Relaxed), 1);
+    assert!(engine.audit().violations.is_empty());
+}
+
+/// Orders of different SKUs (different stripes, so nothing else orders
+/// them) race for an FC's daily slots, with cancels giving some back: no
+/// moment of the race ends with more orders holding slots than the limit.
+#[test]
+fn racing_orders_never_take_more_daily_slots_than_an_fc_has() {
+    const CAPACITY: u32 = 25;
+    let engine = Engine::new(EngineConfig::default());
+    let fc = FcId::new("limited");
+    engine.upsert_fulfillment_center(FulfillmentCenter {
+        fc,
+        name: "limited".into(),
+        location: None,
+        daily_order_capacity: CAPACITY,
+    });
+    let sku = |thread: usize, n: usize| format!("sku-{thread}-{n}");
+    let changes: Vec<InventoryChange> = (0..THREADS)
+        .flat_map(|thread| (0..ORDERS_PER_THREAD / 4).map(move |n| (thread, n)))
+        .map(|(thread, n)| InventoryChange {
+            sku: sku(thread, n).as_str().into(),
+            fc,
+            change: CountChange::Set(1),
+        })
+        .collect();
+    engine
+        .update_inventory(&"m".into(), &changes, Timestamp::default())
+        .unwrap();
+    let cancelled = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let (engine, cancelled) = (engine.clone(), &cancelled);
+            scope.spawn(move || {
+                for n in 0..ORDERS_PER_THREAD / 4 {
+                    let request = OrderRequest::new(
+                        "m".into(),
+                        format!("slot-{thread}-{n}").as_str().into(),
+                        Timestamp::default(),
+                        vec![OrderLine {
+                            sku: sku(thread, n).as_str().into(),
+                            quantity: 1,
+                        }],
+                    );
+                    let key = request.key();
+                    let order = engine.allocate(request, Timestamp::default()).unwrap();
+                    if n % 7 == 0 && order.order.status == OrderStatus::Processing {
+                        engine.cancel(&key).unwrap();
+                        cancelled.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let holding = || {
+        engine
+            .order_handles()
+            .iter()
+            .filter(|order| order.lock().status == OrderStatus::Processing)
+            .count() as u32
+    };
+    let after_race = holding();
+    assert!(after_race <= CAPACITY, "{after_race} orders hold slots");
+    assert_eq!(engine.orders_today(fc, Timestamp::default()), after_race);
+    assert!(
+        cancelled.load(Ordering::Relaxed) > 0,
+        "slots were given back"
+    );
+    // Whatever the race left free is still there to take, and no more.
+    for n in 0..=CAPACITY - after_race {
+        let sku = format!("after-{n}");
+        let change = InventoryChange {
+            sku: sku.as_str().into(),
+            fc,
+            change: CountChange::Set(1),
+        };
+        engine
+            .update_inventory(&"m".into(), &[change], Timestamp::default())
+            .unwrap();
+        let request = OrderRequest::new(
+            "m".into(),
+            format!("after-{n}").as_str().into(),
+            Timestamp::default(),
+            vec![OrderLine {
+                sku: sku.as_str().into(),
+                quantity: 1,
+            }],
+        );
+        let order = engine
+            .allocate(request, Timestamp::default())
+            .unwrap()
+            .order;
+        let expected = if n < CAPACITY - after_race {
+            OrderStatus::Processing
+        } else {
+            OrderStatus::Exception
+        };
+        assert_eq!(order.status, expected, "order {n} after the race");
+    }
+    assert_eq!(holding(), CAPACITY);
+    assert_eq!(engine.orders_today(fc, Timestamp::default()), CAPACITY);
     assert!(engine.audit().violations.is_empty());
 }

@@ -203,6 +203,14 @@ async fn metrics_move_by_exactly_what_was_done() {
     let mut client = AllocationServiceClient::connect(server.url())
         .await
         .unwrap();
+    client
+        .upsert_fulfillment_center(FulfillmentCenter {
+            fc_id: "fc".into(),
+            daily_order_capacity: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
 
     for (sku, units) in [("a", 3), ("b", 0)] {
         client
@@ -312,6 +320,13 @@ async fn metrics_move_by_exactly_what_was_done() {
         sample(&gauges, "allocation_orders_awaiting_stock", &[]),
         1.0
     );
+    let fc = [("fc_id", "fc")];
+    assert_eq!(
+        sample(&gauges, "allocation_fc_daily_order_capacity", &fc),
+        5.0
+    );
+    // o1 and o2 took today's slots at fc; o3 waits and holds none.
+    assert_eq!(sample(&gauges, "allocation_fc_orders_today", &fc), 2.0);
     // Every acknowledged change was synced (fsync always): at least one sync, records batched.
     assert!(sample(&after, "allocation_journal_fsync_seconds_count", &[]) >= 1.0);
     assert!(sample(&after, "allocation_journal_batch_records_sum", &[]) >= 5.0);

@@ -17,26 +17,31 @@ use super::network::SharedNetwork;
 use super::Engine;
 
 /// What a decision reads besides stock: the network (to route by
-/// distance), the FCs' daily slots (live, or a private copy for a decision
-/// that changes nothing), and the operations day it counts slots on.
+/// distance) and the FCs' daily slots, live or a private copy for a
+/// decision that changes nothing.
 pub(super) struct Routing<'a> {
-    pub network: &'a SharedNetwork,
-    pub slots: SlotAccess<'a>,
-    pub day: OperationsDay,
+    network: &'a SharedNetwork,
+    slots: SlotAccess<'a>,
 }
 
-pub(super) enum SlotAccess<'a> {
-    Live(&'a SlotBook),
-    Private(&'a mut Slots),
+enum SlotAccess<'a> {
+    /// The live slots, counted on the operations day of the time given
+    /// (worked out only when a decision consults them).
+    Live(&'a SlotBook, Timestamp),
+    Private(&'a mut Slots, OperationsDay),
 }
 
 impl Routing<'_> {
-    /// The slots a decision about `order` consults: locked when it must
-    /// consult them (see `SlotBook::lock_for`); a private copy always.
-    fn slots_for(&mut self, order: &Order) -> Option<SlotsHeld<'_>> {
+    /// The slots a decision about `order` consults, and the day it counts
+    /// on: the live ones when it must consult them (see
+    /// `SlotBook::lock_for`), locked; a private copy always.
+    fn slots_for(&mut self, order: &Order) -> Option<(SlotsHeld<'_>, OperationsDay)> {
         match &mut self.slots {
-            SlotAccess::Live(book) => book.lock_for(order).map(SlotsHeld::Locked),
-            SlotAccess::Private(slots) => Some(SlotsHeld::Private(slots)),
+            SlotAccess::Live(book, now) => {
+                let slots = book.lock_for(order)?;
+                Some((SlotsHeld::Locked(slots), OperationsDay::of(*now)))
+            }
+            SlotAccess::Private(slots, day) => Some((SlotsHeld::Private(slots), *day)),
         }
     }
 }
@@ -181,8 +186,7 @@ impl Engine {
     pub(super) fn routing(&self, now: Timestamp) -> Routing<'_> {
         Routing {
             network: &self.shared.network,
-            slots: SlotAccess::Live(&self.shared.slots),
-            day: OperationsDay::of(now),
+            slots: SlotAccess::Live(&self.shared.slots, now),
         }
     }
 
@@ -194,8 +198,7 @@ impl Engine {
     ) -> Routing<'a> {
         Routing {
             network: &self.shared.network,
-            slots: SlotAccess::Private(slots),
-            day,
+            slots: SlotAccess::Private(slots, day),
         }
     }
 
@@ -323,21 +326,14 @@ pub(super) fn decide_locked(
     occasion: Occasion,
     assess: bool,
 ) -> Considered {
-    let (network, day) = (routing.network, routing.day);
+    let network = routing.network;
     let mut slots = routing.slots_for(order);
+    let today = slots.as_ref().map(|(slots, day)| (&**slots, *day));
     let considered = decide_unsettled(
-        stock,
-        order,
-        merchant,
-        network,
-        slots.as_deref(),
-        day,
-        keys,
-        occasion,
-        assess,
+        stock, order, merchant, network, today, keys, occasion, assess,
     );
-    if let Some(slots) = &mut slots {
-        slots.settle(order, Some(day));
+    if let Some((slots, day)) = &mut slots {
+        slots.settle(order, Some(*day));
     }
     considered
 }
@@ -350,8 +346,7 @@ fn decide_unsettled(
     order: &mut Order,
     merchant: &Merchant,
     network: &SharedNetwork,
-    slots: Option<&Slots>,
-    day: OperationsDay,
+    today: Today<'_>,
     keys: &[SkuKey],
     occasion: Occasion,
     assess: bool,
@@ -396,7 +391,6 @@ fn decide_unsettled(
         .partial_shipments
         .unwrap_or(merchant.partial_shipments);
     let rules = Rules::ordinary(partial, order.request.assigned_fc.is_some());
-    let today = Today { slots, day };
     let (fcs, plan, considered) =
         plan_allocation(&records, merchant, network, today, order, rules, assess);
     // The records borrow the stripes, which reserving needs mutably.
@@ -496,35 +490,21 @@ pub(super) fn allocate_locked(
     keys: &[SkuKey],
     rules: Rules,
 ) {
-    let (network, day) = (routing.network, routing.day);
+    let network = routing.network;
     let mut slots = routing.slots_for(order);
+    let today = slots.as_ref().map(|(slots, day)| (&**slots, *day));
     let records = line_records(stock, keys);
-    let today = Today {
-        slots: slots.as_deref(),
-        day,
-    };
     let (fcs, plan, _) = plan_allocation(&records, merchant, network, today, order, rules, false);
     drop(records);
     apply_plan(stock, order, keys, &fcs, &plan);
-    if let Some(slots) = &mut slots {
-        slots.settle(order, Some(day));
+    if let Some((slots, day)) = &mut slots {
+        slots.settle(order, Some(*day));
     }
 }
 
-/// The daily slots a decision consults (`None`: no FC has a limit and the
-/// order holds no slot) and the operations day it is decided on.
-#[derive(Clone, Copy)]
-struct Today<'s> {
-    slots: Option<&'s Slots>,
-    day: OperationsDay,
-}
-
-impl Today<'_> {
-    fn is_full_for(&self, fc: FcId, order: &Order) -> bool {
-        self.slots
-            .is_some_and(|slots| slots.is_full_for(fc, self.day, order))
-    }
-}
+/// The daily slots a decision consults and the operations day it counts
+/// on; `None`: no FC has a limit and the order holds no slot.
+type Today<'s> = Option<(&'s Slots, OperationsDay)>;
 
 /// The candidate FCs and the policy's plan over them; with `assess`, how
 /// each candidate stood (read off the matrix the policy decided on). The
@@ -563,9 +543,15 @@ fn plan_allocation(
     }
     // A full FC is passed over as if it held nothing; the assessment still
     // shows the stock it holds.
-    let full: SmallVec<[bool; 16]> = fcs.iter().map(|&fc| today.is_full_for(fc, order)).collect();
-    let seen = (assess && full.contains(&true)).then(|| matrix.clone());
-    for (index, _) in full.iter().enumerate().filter(|(_, &full)| full) {
+    // Without slots to consult (no FC has a limit) nothing is full.
+    let full: SmallVec<[usize; 4]> = match today {
+        Some((slots, day)) => (0..fcs.len())
+            .filter(|&index| slots.is_full_for(fcs[index], day, order))
+            .collect(),
+        None => SmallVec::new(),
+    };
+    let seen = (assess && !full.is_empty()).then(|| matrix.clone());
+    for &index in &full {
         matrix.set_unavailable(index);
     }
     let plan = policy::decide(&matrix, rules);
@@ -579,7 +565,7 @@ fn plan_allocation(
                 rank: assessed.fc as u32 + 1,
                 distance_km: matrix.distance_km(assessed.fc),
                 can_fill_order: assessed.can_fill_order,
-                at_capacity: full[assessed.fc],
+                at_capacity: full.contains(&assessed.fc),
                 short: assessed
                     .short
                     .iter()
