@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the core: reservation through the engine (and
-//! with the candidate FCs assessed, as the full answer view asks), the
-//! policy alone, and contention on one hot SKU.
+//! with the candidate FCs assessed, as the full answer view asks, or with
+//! every FC under a daily capacity), the policy alone, and contention on one
+//! hot SKU.
 //! Run: `cargo bench --bench allocation`.
 
 /// mimalloc: measured faster than the system allocator for this
@@ -12,7 +13,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
 use allocation::model::limits::UNITS_MAX;
-use allocation::model::{FcId, GeoPoint, OrderLine, OrderRequest, Timestamp};
+use allocation::model::{FcId, FulfillmentCenter, GeoPoint, OrderLine, OrderRequest, Timestamp};
 use allocation::policy::{decide, Rules, StockMatrix};
 
 const SKUS: usize = 10_000;
@@ -81,6 +82,31 @@ fn engine_allocate(c: &mut Criterion) {
     }
 }
 
+/// Every FC with a daily capacity no run reaches: each decision counts and
+/// takes slots under the slot lock, and works out its operations day.
+fn engine_allocate_with_capacity(c: &mut Criterion) {
+    let engine = stocked_engine();
+    for fc in 0..FCS {
+        engine.upsert_fulfillment_center(FulfillmentCenter {
+            fc: FcId::new(&format!("fc-{fc}")),
+            name: String::new(),
+            location: None,
+            daily_order_capacity: u32::MAX,
+        });
+    }
+    let mut n = 0;
+    c.bench_function("engine_allocate_5_line_order_daily_capacity", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                order(n + (2 << 40), 5)
+            },
+            |request| engine.allocate(request, Timestamp::default()).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
 fn policy_split(c: &mut Criterion) {
     // Five lines, ten FCs, no single FC fills the order: the fewest-FC search runs.
     let mut matrix = StockMatrix::new(vec![4; 5], 10);
@@ -133,5 +159,11 @@ fn policy_closest(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, engine_allocate, policy_split, policy_closest);
+criterion_group!(
+    benches,
+    engine_allocate,
+    engine_allocate_with_capacity,
+    policy_split,
+    policy_closest
+);
 criterion_main!(benches);

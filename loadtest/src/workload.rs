@@ -147,6 +147,7 @@ impl Workload {
                     delta,
                 })
                 .collect(),
+            as_of: None,
         }
     }
 
