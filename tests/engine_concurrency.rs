@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use allocation::engine::{CountChange, Engine, EngineConfig, InventoryChange};
-use allocation::model::{FcId, FulfillmentCenter, OrderLine, OrderRequest, OrderStatus, Timestamp};
+use allocation::model::{
+    FcId, FulfillmentCenter, GeoPoint, Merchant, OrderLine, OrderRequest, OrderStatus,
+    RoutingStrategy, Timestamp,
+};
 
 const SKUS: usize = 12;
 const FCS: usize = 3;
@@ -238,5 +241,67 @@ fn racing_orders_never_take_more_daily_slots_than_an_fc_has() {
     }
     assert_eq!(holding(), CAPACITY);
     assert_eq!(engine.orders_today(fc, Timestamp::default()), CAPACITY);
+    assert!(engine.audit().violations.is_empty());
+}
+
+/// Decisions that count slots and route by distance read the network while
+/// upserts rewrite it: neither waits for the other forever.
+#[test]
+fn upserting_fcs_while_closest_orders_count_slots_does_not_deadlock() {
+    let engine = Engine::new(EngineConfig::default());
+    let place = GeoPoint::new(41.88, -87.63);
+    let upsert = |engine: &Engine, n: u32| {
+        engine.upsert_fulfillment_center(FulfillmentCenter {
+            fc: FcId::new(&format!("near-{}", n % 2)),
+            name: String::new(),
+            location: place,
+            daily_order_capacity: 100_000 + n,
+        })
+    };
+    upsert(&engine, 0);
+    upsert(&engine, 1);
+    let mut merchant = Merchant::with_defaults("m".into());
+    merchant.routing = RoutingStrategy::Closest;
+    engine.upsert_merchant(merchant);
+    let changes: Vec<InventoryChange> = (0..2)
+        .map(|fc| InventoryChange {
+            sku: "a".into(),
+            fc: FcId::new(&format!("near-{fc}")),
+            change: CountChange::Set(10_000),
+        })
+        .collect();
+    engine
+        .update_inventory(&"m".into(), &changes, Timestamp::default())
+        .unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS - 1 {
+            let engine = engine.clone();
+            scope.spawn(move || {
+                for n in 0..ORDERS_PER_THREAD {
+                    let request = OrderRequest {
+                        ship_to: place,
+                        ..OrderRequest::new(
+                            "m".into(),
+                            format!("near-{thread}-{n}").as_str().into(),
+                            Timestamp::default(),
+                            vec![OrderLine {
+                                sku: "a".into(),
+                                quantity: 1,
+                            }],
+                        )
+                    };
+                    engine.allocate(request, Timestamp::default()).unwrap();
+                }
+            });
+        }
+        let engine = engine.clone();
+        scope.spawn(move || {
+            for n in 0..ORDERS_PER_THREAD as u32 {
+                upsert(&engine, n);
+            }
+        });
+    });
+    let taken: u32 = engine.slots_taken().iter().map(|&(_, _, n)| n).sum();
+    assert_eq!(taken as usize, (THREADS - 1) * ORDERS_PER_THREAD);
     assert!(engine.audit().violations.is_empty());
 }

@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 
 use super::capacity::{SlotBook, Slots};
 use super::lifecycle::unreserve_allocations;
-use super::network::SharedNetwork;
+use super::network::{Network, SharedNetwork};
 use super::Engine;
 
 /// What a decision reads besides stock: the network (to route by
@@ -326,27 +326,24 @@ pub(super) fn decide_locked(
     occasion: Occasion,
     assess: bool,
 ) -> Considered {
-    let network = routing.network;
+    let shared_network = routing.network;
     let mut slots = routing.slots_for(order);
-    let today = slots.as_ref().map(|(slots, day)| (&**slots, *day));
-    let considered = decide_unsettled(
-        stock, order, merchant, network, today, keys, occasion, assess,
-    );
-    if let Some((slots, day)) = &mut slots {
-        slots.settle(order, Some(*day));
+    let network = read_network(shared_network, slots.is_some(), merchant, order);
+    let context = Context::new(network.as_deref(), slots.as_ref());
+    let considered = decide_unsettled(stock, order, merchant, context, keys, occasion, assess);
+    if let (Some((slots, day)), Some(network)) = (&mut slots, &network) {
+        slots.settle(order, Some((*day, network)));
     }
     considered
 }
 
 /// `decide_locked` before the order's slots are brought in line with what
 /// it now holds.
-#[allow(clippy::too_many_arguments)]
 fn decide_unsettled(
     stock: &mut impl Stock,
     order: &mut Order,
     merchant: &Merchant,
-    network: &SharedNetwork,
-    today: Today<'_>,
+    context: Context<'_>,
     keys: &[SkuKey],
     occasion: Occasion,
     assess: bool,
@@ -392,7 +389,7 @@ fn decide_unsettled(
         .unwrap_or(merchant.partial_shipments);
     let rules = Rules::ordinary(partial, order.request.assigned_fc.is_some());
     let (fcs, plan, considered) =
-        plan_allocation(&records, merchant, network, today, order, rules, assess);
+        plan_allocation(&records, merchant, context, order, rules, assess);
     // The records borrow the stripes, which reserving needs mutably.
     drop(records);
     apply_plan(stock, order, keys, &fcs, &plan);
@@ -490,31 +487,62 @@ pub(super) fn allocate_locked(
     keys: &[SkuKey],
     rules: Rules,
 ) {
-    let network = routing.network;
+    let shared_network = routing.network;
     let mut slots = routing.slots_for(order);
-    let today = slots.as_ref().map(|(slots, day)| (&**slots, *day));
+    let network = read_network(shared_network, slots.is_some(), merchant, order);
+    let context = Context::new(network.as_deref(), slots.as_ref());
     let records = line_records(stock, keys);
-    let (fcs, plan, _) = plan_allocation(&records, merchant, network, today, order, rules, false);
+    let (fcs, plan, _) = plan_allocation(&records, merchant, context, order, rules, false);
     drop(records);
     apply_plan(stock, order, keys, &fcs, &plan);
-    if let Some((slots, day)) = &mut slots {
-        slots.settle(order, Some(*day));
+    if let (Some((slots, day)), Some(network)) = (&mut slots, &network) {
+        slots.settle(order, Some((*day, network)));
     }
 }
 
-/// The daily slots a decision consults and the operations day it counts
-/// on; `None`: no FC has a limit and the order holds no slot.
-type Today<'s> = Option<(&'s Slots, OperationsDay)>;
+/// The network's read lock, taken once per decision and only when it is
+/// read: to count daily slots (their limits) or to route by distance.
+/// Ranked routing with no FC limited never touches it.
+fn read_network<'n>(
+    network: &'n SharedNetwork,
+    counts_slots: bool,
+    merchant: &Merchant,
+    order: &Order,
+) -> Option<parking_lot::RwLockReadGuard<'n, Network>> {
+    (counts_slots || routes_by_distance(merchant, order)).then(|| network.read())
+}
+
+fn routes_by_distance(merchant: &Merchant, order: &Order) -> bool {
+    merchant.routing == RoutingStrategy::Closest && order.request.ship_to.is_some()
+}
+
+/// What a decision reads besides stock: the network when it is read (see
+/// `read_network`), and the daily slots with the operations day they are
+/// counted on (`None`: no FC has a limit and the order holds no slot).
+#[derive(Clone, Copy)]
+struct Context<'s> {
+    network: Option<&'s Network>,
+    slots: Option<(&'s Slots, OperationsDay)>,
+}
+
+impl<'s> Context<'s> {
+    fn new(
+        network: Option<&'s Network>,
+        slots: Option<&'s (SlotsHeld<'_>, OperationsDay)>,
+    ) -> Self {
+        Self {
+            network,
+            slots: slots.map(|(slots, day)| (&**slots, *day)),
+        }
+    }
+}
 
 /// The candidate FCs and the policy's plan over them; with `assess`, how
-/// each candidate stood (read off the matrix the policy decided on). The
-/// network is read only to route by distance, so ranked routing never
-/// touches its lock.
+/// each candidate stood (read off the matrix the policy decided on).
 fn plan_allocation(
     records: &[Option<&SkuRecord>],
     merchant: &Merchant,
-    network: &SharedNetwork,
-    today: Today<'_>,
+    context: Context<'_>,
     order: &Order,
     rules: Rules,
     assess: bool,
@@ -536,19 +564,20 @@ fn plan_allocation(
         }
     }
     let mut strategy = RoutingStrategy::Ranked;
-    if let (RoutingStrategy::Closest, Some(to)) = (merchant.routing, order.request.ship_to) {
-        let network = network.read();
+    if let (RoutingStrategy::Closest, Some(to), Some(network)) =
+        (merchant.routing, order.request.ship_to, context.network)
+    {
         matrix.set_places(to.unit_vector(), fcs.iter().map(|&fc| network.place(fc)));
         strategy = RoutingStrategy::Closest;
     }
     // A full FC is passed over as if it held nothing; the assessment still
     // shows the stock it holds.
     // Without slots to consult (no FC has a limit) nothing is full.
-    let full: SmallVec<[usize; 4]> = match today {
-        Some((slots, day)) => (0..fcs.len())
-            .filter(|&index| slots.is_full_for(fcs[index], day, order))
+    let full: SmallVec<[usize; 4]> = match (context.slots, context.network) {
+        (Some((slots, day)), Some(network)) => (0..fcs.len())
+            .filter(|&index| slots.is_full_for(network, fcs[index], day, order))
             .collect(),
-        None => SmallVec::new(),
+        _ => SmallVec::new(),
     };
     let seen = (assess && !full.is_empty()).then(|| matrix.clone());
     for &index in &full {

@@ -12,7 +12,9 @@
 //! A decision that may take a slot checks and takes it under one mutex, held
 //! from reading the counts to recording the slot: two orders can never both
 //! take an FC's last slot. Until some FC has a limit, and for orders holding
-//! no slot, no decision touches that mutex.
+//! no slot, no decision touches that mutex. The limits are the network's,
+//! read (under its read lock) while the mutex is held; nothing takes the
+//! mutex while holding the network's lock.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,19 +23,16 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::model::{CapacitySlot, FcId, OperationsDay, Order};
 
-/// The limits and the slots taken, per (FC, operations day).
+use super::network::Network;
+
+/// The slots taken, per (FC, operations day). The limits are the
+/// network's (`Network::limit`).
 #[derive(Clone, Debug, Default)]
 pub struct Slots {
-    /// By FC number; 0 (or missing): no limit.
-    limits: Vec<u32>,
     taken: HashMap<(FcId, OperationsDay), u32, foldhash::fast::RandomState>,
 }
 
 impl Slots {
-    pub fn limit(&self, fc: FcId) -> u32 {
-        self.limits.get(fc.number()).copied().unwrap_or(0)
-    }
-
     /// Slots of `fc` taken on `day`.
     pub fn taken(&self, fc: FcId, day: OperationsDay) -> u32 {
         self.taken.get(&(fc, day)).copied().unwrap_or(0)
@@ -41,16 +40,23 @@ impl Slots {
 
     /// Whether `order` may not take units at `fc` on `day`: the FC has a
     /// limit, the order holds no slot there yet, and the day's are gone.
-    pub fn is_full_for(&self, fc: FcId, day: OperationsDay, order: &Order) -> bool {
-        let limit = self.limit(fc);
+    pub fn is_full_for(
+        &self,
+        network: &Network,
+        fc: FcId,
+        day: OperationsDay,
+        order: &Order,
+    ) -> bool {
+        let limit = network.limit(fc);
         limit > 0 && !order.has_slot_at(fc) && self.taken(fc, day) >= limit
     }
 
     /// Bring the order's slots in line with what it holds: give back each
-    /// slot at an FC it neither holds units at nor shipped from, and, on
-    /// `day`, take one at each limited FC it newly holds units at (the
-    /// decision checked that one was free, under this same lock).
-    pub fn settle(&mut self, order: &mut Order, day: Option<OperationsDay>) {
+    /// slot at an FC it neither holds units at nor shipped from, and, given
+    /// a day, take one that day at each FC of `network` with a limit that
+    /// it newly holds units at (the decision checked that one was free,
+    /// under this same lock).
+    pub fn settle(&mut self, order: &mut Order, take: Option<(OperationsDay, &Network)>) {
         let (mut slots, freed): (Vec<CapacitySlot>, Vec<CapacitySlot>) = order
             .extras()
             .slots
@@ -59,10 +65,10 @@ impl Slots {
         for slot in freed {
             self.give_back(slot);
         }
-        if let Some(day) = day {
+        if let Some((day, network)) = take {
             for allocation in &order.allocations {
                 let fc = allocation.fc;
-                if self.limit(fc) > 0 && slots.iter().all(|slot| slot.fc != fc) {
+                if network.limit(fc) > 0 && slots.iter().all(|slot| slot.fc != fc) {
                     let slot = CapacitySlot { fc, day };
                     *self.taken.entry((fc, day)).or_default() += 1;
                     slots.push(slot);
@@ -82,14 +88,6 @@ impl Slots {
             }
         }
     }
-
-    fn set_limit(&mut self, fc: FcId, limit: u32) {
-        let number = fc.number();
-        if self.limits.len() <= number {
-            self.limits.resize(number + 1, 0);
-        }
-        self.limits[number] = limit;
-    }
 }
 
 /// The service's slots, behind their mutex.
@@ -102,10 +100,8 @@ pub struct SlotBook {
 }
 
 impl SlotBook {
-    pub fn set_limit(&self, fc: FcId, limit: u32) {
-        let mut slots = self.slots.lock();
-        slots.set_limit(fc, limit);
-        let limited = slots.limits.iter().any(|&limit| limit > 0);
+    /// Set, by an FC upsert, whether any FC now has a limit.
+    pub fn set_limited(&self, limited: bool) {
         self.limited.store(limited, Ordering::Release);
     }
 
@@ -128,12 +124,11 @@ impl SlotBook {
         }
     }
 
-    /// A private copy of the limits and of `day`'s counts, for a decision
-    /// that changes nothing (a dry run, an explanation, a simulation).
+    /// A private copy of `day`'s counts, for a decision that changes
+    /// nothing (a dry run, an explanation, a simulation).
     pub fn copy_of_day(&self, day: OperationsDay) -> Slots {
         let slots = self.slots.lock();
         Slots {
-            limits: slots.limits.clone(),
             taken: slots
                 .taken
                 .iter()

@@ -81,8 +81,9 @@ struct Shared {
     merchants: DashMap<MerchantId, Arc<Merchant>, foldhash::fast::RandomState>,
     /// The FCs upserted as network objects (RULES §12).
     network: network::SharedNetwork,
-    /// The FCs' daily order slots (RULES §12). Locked after the network,
-    /// and after any order and stripe: nothing is locked while holding it.
+    /// The FCs' daily order slots (RULES §12). Locked after any order and
+    /// stripe, and before the network's read lock (which gives the limits):
+    /// nothing holding the network's lock takes it.
     slots: capacity::SlotBook,
     /// Serializes the operations that lock many orders at once, so that two
     /// of them can never wait for each other's orders.

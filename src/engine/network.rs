@@ -20,6 +20,22 @@ impl Network {
         self.sites.get(fc.number())?.as_ref()?.1
     }
 
+    /// `fc`'s daily order capacity; 0: no limit (or never upserted).
+    pub fn limit(&self, fc: FcId) -> u32 {
+        self.sites
+            .get(fc.number())
+            .and_then(Option::as_ref)
+            .map_or(0, |(fc, _)| fc.daily_order_capacity)
+    }
+
+    /// Whether any FC has a daily capacity.
+    fn any_limit(&self) -> bool {
+        self.sites
+            .iter()
+            .flatten()
+            .any(|(fc, _)| fc.daily_order_capacity > 0)
+    }
+
     /// Whether `fc` was upserted.
     pub fn knows(&self, fc: FcId) -> bool {
         self.sites.get(fc.number()).is_some_and(Option::is_some)
@@ -44,7 +60,7 @@ impl Engine {
         // FC as they took effect.
         let mut network = self.shared.network.write();
         network.insert(fc.clone());
-        self.shared.slots.set_limit(fc.fc, fc.daily_order_capacity);
+        self.shared.slots.set_limited(network.any_limit());
         self.append(&[EffectRef::Fc(&fc)], |_| {});
         fc
     }
@@ -67,8 +83,8 @@ impl Engine {
     /// Install a recovered FC record.
     pub(super) fn restore_fc(&self, fc: FulfillmentCenter) {
         let mut network = self.shared.network.write();
-        self.shared.slots.set_limit(fc.fc, fc.daily_order_capacity);
         network.insert(fc);
+        self.shared.slots.set_limited(network.any_limit());
     }
 
     /// The orders that took one of `fc`'s daily slots in `now`'s
