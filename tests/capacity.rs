@@ -73,6 +73,17 @@ async fn taken(client: &mut Client, at: i64) -> Vec<(String, u32, u32)> {
         .collect()
 }
 
+async fn cancel_at(client: &mut Client, id: &str, at: i64) {
+    client
+        .cancel_order(CancelOrderRequest {
+            merchant_id: M.into(),
+            order_id: id.into(),
+            as_of: time(at),
+        })
+        .await
+        .unwrap();
+}
+
 async fn reprocess_at(client: &mut Client, at: i64) {
     client
         .reprocess(ReprocessRequest {
@@ -160,14 +171,7 @@ async fn cancel_and_hold_give_the_slot_back_and_shipping_keeps_it() {
     let second = allocate_at(&mut client, "o2", JAN_14).await;
     assert_eq!(second.status(), OrderStatus::Exception);
 
-    client
-        .cancel_order(CancelOrderRequest {
-            merchant_id: M.into(),
-            order_id: "o1".into(),
-            as_of: time(JAN_14),
-        })
-        .await
-        .unwrap();
+    cancel_at(&mut client, "o1", JAN_14).await;
     assert_eq!(taken(&mut client, JAN_14).await[0].2, 0);
     reprocess_at(&mut client, JAN_14).await;
     let state = get_order(&mut client, M, "o2").await.unwrap();
@@ -359,14 +363,7 @@ async fn slots_survive_a_kill_from_the_snapshot_and_the_journal() {
         fcs_of(&allocate_at(&mut client, "o3", JAN_14).await),
         ["west"]
     );
-    client
-        .cancel_order(CancelOrderRequest {
-            merchant_id: M.into(),
-            order_id: "o1".into(),
-            as_of: time(JAN_14),
-        })
-        .await
-        .unwrap();
+    cancel_at(&mut client, "o1", JAN_14).await;
     assert_eq!(
         fcs_of(&allocate_at(&mut client, "o4", JAN_14).await),
         ["east"]

@@ -326,15 +326,27 @@ pub(super) fn decide_locked(
     occasion: Occasion,
     assess: bool,
 ) -> Considered {
+    with_context(routing, merchant, order, |context, order| {
+        decide_unsettled(stock, order, merchant, context, keys, occasion, assess)
+    })
+}
+
+/// Run a decision of `order` with what it reads besides stock, then bring
+/// the order's slots in line with what it now holds.
+fn with_context<R>(
+    routing: &mut Routing<'_>,
+    merchant: &Merchant,
+    order: &mut Order,
+    decide: impl FnOnce(Context<'_>, &mut Order) -> R,
+) -> R {
     let shared_network = routing.network;
     let mut slots = routing.slots_for(order);
     let network = read_network(shared_network, slots.is_some(), merchant, order);
-    let context = Context::new(network.as_deref(), slots.as_ref());
-    let considered = decide_unsettled(stock, order, merchant, context, keys, occasion, assess);
+    let decided = decide(Context::new(network.as_deref(), slots.as_ref()), order);
     if let (Some((slots, day)), Some(network)) = (&mut slots, &network) {
         slots.settle(order, Some((*day, network)));
     }
-    considered
+    decided
 }
 
 /// `decide_locked` before the order's slots are brought in line with what
@@ -487,17 +499,12 @@ pub(super) fn allocate_locked(
     keys: &[SkuKey],
     rules: Rules,
 ) {
-    let shared_network = routing.network;
-    let mut slots = routing.slots_for(order);
-    let network = read_network(shared_network, slots.is_some(), merchant, order);
-    let context = Context::new(network.as_deref(), slots.as_ref());
-    let records = line_records(stock, keys);
-    let (fcs, plan, _) = plan_allocation(&records, merchant, context, order, rules, false);
-    drop(records);
-    apply_plan(stock, order, keys, &fcs, &plan);
-    if let (Some((slots, day)), Some(network)) = (&mut slots, &network) {
-        slots.settle(order, Some((*day, network)));
-    }
+    with_context(routing, merchant, order, |context, order| {
+        let records = line_records(stock, keys);
+        let (fcs, plan, _) = plan_allocation(&records, merchant, context, order, rules, false);
+        drop(records);
+        apply_plan(stock, order, keys, &fcs, &plan);
+    })
 }
 
 /// The network's read lock, taken once per decision and only when it is
