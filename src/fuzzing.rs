@@ -176,7 +176,9 @@ fn in_process_server() -> &'static InProcess {
             let engine = Engine::new(EngineConfig::default());
             // No data directory: nothing to wait on before answering.
             let feed = EventFeed::new(engine.clone(), 64);
-            AllocationServiceServer::new(Service::new(engine, Arc::default(), feed))
+            // Never shutting down: the sender is dropped at once.
+            let closing = tokio::sync::watch::channel(false).1;
+            AllocationServiceServer::new(Service::new(engine, Arc::default(), feed, closing))
         });
         (runtime, server)
     })

@@ -191,7 +191,13 @@ pub async fn run(
     let feed = EventFeed::new(engine.clone(), options.watch_buffer);
     // An engine served twice keeps publishing to the first feed.
     let _ = engine.attach_event_sink(Arc::clone(&feed) as Arc<dyn crate::engine::EventSink>);
-    let service = Service::new(engine, Arc::clone(&lifecycle.store), Arc::clone(&feed));
+    let (closing, closing_seen) = tokio::sync::watch::channel(false);
+    let service = Service::new(
+        engine,
+        Arc::clone(&lifecycle.store),
+        Arc::clone(&feed),
+        closing_seen,
+    );
     let service = AllocationServiceServer::new(service)
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
@@ -204,6 +210,7 @@ pub async fn run(
     let shutdown = async {
         shutdown.await;
         feed.close();
+        closing.send_replace(true);
         lifecycle.drain().await;
         let _ = drained.send(());
     };

@@ -80,6 +80,7 @@ pub const SERVICE: &str = "allocation.v1.AllocationService";
 pub enum RpcType {
     Unary,
     ServerStream,
+    BidiStream,
 }
 
 impl RpcType {
@@ -87,6 +88,7 @@ impl RpcType {
         match self {
             RpcType::Unary => "unary",
             RpcType::ServerStream => "server_stream",
+            RpcType::BidiStream => "bidi_stream",
         }
     }
 }
@@ -104,6 +106,7 @@ pub const METHODS: &[(&str, RpcType)] = &[
     ("SetSafetyStock", RpcType::Unary),
     ("Allocate", RpcType::Unary),
     ("AllocateBatch", RpcType::Unary),
+    ("AllocateStream", RpcType::BidiStream),
     ("GetOrder", RpcType::Unary),
     ("ListOrders", RpcType::Unary),
     ("HoldOrder", RpcType::Unary),
@@ -669,6 +672,7 @@ mod tests {
                 let kind = match (method.client_streaming(), method.server_streaming()) {
                     (false, false) => RpcType::Unary,
                     (false, true) => RpcType::ServerStream,
+                    (true, true) => RpcType::BidiStream,
                     other => panic!("{}: no grpc_type for {other:?}", method.name()),
                 };
                 (method.name().to_string(), kind)

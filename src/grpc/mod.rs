@@ -8,6 +8,7 @@ pub mod feed;
 pub mod service;
 pub mod shipping;
 pub mod status;
+mod stream;
 
 /// Code generated from `proto/allocation/v1/allocation.proto` by `build.rs`.
 #[allow(clippy::all, clippy::pedantic)]

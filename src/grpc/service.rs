@@ -4,8 +4,9 @@
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
+use tokio::sync::watch;
 use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::engine::Engine;
 use crate::error::Error;
@@ -16,7 +17,7 @@ use super::feed::EventFeed;
 use super::proto::allocation_service_server::AllocationService;
 use super::proto::*;
 use super::status::to_rpc_status;
-use super::{convert, decision, shipping};
+use super::{convert, decision, shipping, stream};
 
 pub struct Service {
     engine: Engine,
@@ -25,14 +26,23 @@ pub struct Service {
     store: Arc<OnceLock<Arc<Store>>>,
     /// The change feed `WatchEvents` subscribes to.
     feed: Arc<EventFeed>,
+    /// Turns true when the server starts shutting down, ending allocation
+    /// streams.
+    closing: watch::Receiver<bool>,
 }
 
 impl Service {
-    pub fn new(engine: Engine, store: Arc<OnceLock<Arc<Store>>>, feed: Arc<EventFeed>) -> Self {
+    pub fn new(
+        engine: Engine,
+        store: Arc<OnceLock<Arc<Store>>>,
+        feed: Arc<EventFeed>,
+        closing: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             engine,
             store,
             feed,
+            closing,
         }
     }
 
@@ -247,27 +257,13 @@ impl AllocationService for Service {
                         .into_iter()
                         .enumerate()
                         .map(|(i, order)| {
-                            let outcome =
+                            allocate_result(
                                 convert::order_request(order, &format_args!("orders[{i}]"))
                                     .and_then(|request| {
                                         allocate_one(&engine, request, now, dry_run, view)
-                                    });
-                            match outcome {
-                                Ok(imported) => AllocateResult {
-                                    outcome: Some(allocate_result::Outcome::State(answer(
-                                        &imported, 0, now, view,
-                                    ))),
-                                    children: (1..=imported.children.len())
-                                        .map(|i| answer(&imported, i, now, view))
-                                        .collect(),
-                                },
-                                Err(error) => AllocateResult {
-                                    outcome: Some(allocate_result::Outcome::Error(to_rpc_status(
-                                        &error.into(),
-                                    ))),
-                                    children: Vec::new(),
-                                },
-                            }
+                                    })
+                                    .map(|imported| (imported, now, view)),
+                            )
                         })
                         .collect();
                     Ok(results)
@@ -277,6 +273,24 @@ impl AllocationService for Service {
                 self.durable().await?;
             }
             Ok(Response::new(AllocateBatchResponse { results }))
+        })
+        .await
+    }
+
+    type AllocateStreamStream = MeteredStream<stream::ResultStream>;
+
+    async fn allocate_stream(
+        &self,
+        request: Request<Streaming<AllocateStreamRequest>>,
+    ) -> Result<Response<Self::AllocateStreamStream>, Status> {
+        metered_stream("AllocateStream", async move {
+            let journal = self.store.get().map(|store| Arc::clone(store.journal()));
+            Ok(Response::new(stream::open(
+                self.engine.clone(),
+                journal,
+                self.closing.clone(),
+                request.into_inner(),
+            )))
         })
         .await
     }
@@ -630,7 +644,7 @@ impl AllocationService for Service {
 
 /// Allocate one order, or with `dry_run` answer what it would get; the
 /// full view asks for the candidate FCs of each decision.
-fn allocate_one(
+pub(super) fn allocate_one(
     engine: &Engine,
     request: crate::model::OrderRequest,
     now: crate::model::Timestamp,
@@ -645,6 +659,29 @@ fn allocate_one(
         Telemetry::get().outcome(order.status);
     }
     Ok(imported)
+}
+
+/// One order's result in a batch or a stream: its state and its children's,
+/// or why it was refused.
+pub(super) fn allocate_result(
+    decided: Result<(crate::engine::Imported, crate::model::Timestamp, OrderView), Error>,
+) -> AllocateResult {
+    match decided {
+        Ok((imported, now, view)) => AllocateResult {
+            outcome: Some(allocate_result::Outcome::State(answer(
+                &imported, 0, now, view,
+            ))),
+            children: (1..=imported.children.len())
+                .map(|i| answer(&imported, i, now, view))
+                .collect(),
+        },
+        Err(error) => AllocateResult {
+            outcome: Some(allocate_result::Outcome::Error(to_rpc_status(
+                &error.into(),
+            ))),
+            children: Vec::new(),
+        },
+    }
 }
 
 /// The answer for order `index` of an import: 0 the order, then each child.
