@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use allocation::grpc::proto::allocation_service_client::AllocationServiceClient;
 use allocation::grpc::proto::{
-    allocate_result, AllocateBatchRequest, AllocateRequest, CancelOrderRequest, GetOrderRequest,
-    HoldOrderRequest, OrderState,
+    allocate_result, AllocateBatchRequest, AllocateRequest, AllocateResult, AllocateStreamRequest,
+    CancelOrderRequest, GetOrderRequest, HoldOrderRequest, OrderState,
 };
 use hdrhistogram::Histogram;
 use tonic::transport::Channel;
@@ -506,11 +506,124 @@ pub async fn drive(
             report.merge(collector.await?);
             report.missed = missed;
         }
+        Mode::Stream => {
+            let mut streams = Vec::new();
+            let window = (args.concurrency / clients.len()).max(1);
+            for (worker, client) in clients.iter().enumerate() {
+                streams.push(tokio::spawn(stream(
+                    Arc::clone(&args),
+                    Arc::clone(&workload),
+                    client.clone(),
+                    worker,
+                    window,
+                    deadline,
+                    Arc::clone(&budget),
+                )));
+            }
+            for stream in streams {
+                report.merge(stream.await??);
+            }
+        }
     }
     report.seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     replenisher.await?;
     Ok(report)
+}
+
+/// One `AllocateStream`: new orders are sent while fewer than `window` are
+/// unanswered; each order's latency runs from its send to its result.
+/// Results come back in the order sent, so the send times queue beside them.
+async fn stream(
+    args: Arc<Args>,
+    workload: Arc<Workload>,
+    mut client: AllocationServiceClient<Channel>,
+    worker: usize,
+    window: usize,
+    deadline: Instant,
+    budget: Arc<AtomicU64>,
+) -> anyhow::Result<Tally> {
+    let unanswered = Arc::new(tokio::sync::Semaphore::new(window));
+    let (requests, outbound) = tokio::sync::mpsc::channel(window);
+    let (sent, mut sent_times) = tokio::sync::mpsc::unbounded_channel::<(Instant, u64)>();
+    let sender = tokio::spawn({
+        let unanswered = Arc::clone(&unanswered);
+        async move {
+            let mut rng = Rng(args.seed ^ (worker as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut sequence = 0u64;
+            while Instant::now() < deadline && take(&budget) {
+                let Ok(permit) = unanswered.acquire().await else {
+                    return;
+                };
+                permit.forget(); // given back when the result arrives
+                let id = format!("{}-s{worker}-{sequence}", workload.run_id);
+                let order = workload
+                    .order(&mut rng, id, 1_700_000_000 + sequence as i64)
+                    .1;
+                let units = order.lines.iter().map(|l| u64::from(l.quantity)).sum();
+                let _ = sent.send((Instant::now(), units));
+                let request = AllocateStreamRequest {
+                    order: Some(order),
+                    view: args.view.to_proto() as i32,
+                    ..Default::default()
+                };
+                if requests.send(request).await.is_err() {
+                    return;
+                }
+                sequence += 1;
+            }
+            // Dropping `requests` half-closes the stream.
+        }
+    });
+    let mut tally = Tally::new();
+    let opened = client
+        .allocate_stream(tokio_stream::wrappers::ReceiverStream::new(outbound))
+        .await;
+    let mut results = match opened {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            unanswered.close();
+            sender.await?;
+            tally.failed(&status, 0);
+            return Ok(tally);
+        }
+    };
+    loop {
+        match results.message().await {
+            Ok(Some(result)) => {
+                let (since, _) = sent_times
+                    .recv()
+                    .await
+                    .ok_or_else(|| anyhow::anyhow!("a result for an order never sent"))?;
+                tally.record(since);
+                tally.apply(streamed(result));
+                unanswered.add_permits(1);
+            }
+            Ok(None) => break,
+            Err(status) => {
+                // Orders sent and not answered may or may not have been applied.
+                unanswered.close();
+                sent_times.close();
+                while let Some((_, units)) = sent_times.recv().await {
+                    tally.failed(&status, units);
+                }
+                break;
+            }
+        }
+    }
+    sender.await?;
+    Ok(tally)
+}
+
+/// One streamed result as a batch answer of one order.
+fn streamed(result: AllocateResult) -> Answer {
+    match result.outcome {
+        Some(allocate_result::Outcome::State(state)) => Answer::Batch(vec![state], Vec::new()),
+        Some(allocate_result::Outcome::Error(status)) => {
+            Answer::Batch(Vec::new(), vec![status.code])
+        }
+        None => Answer::Batch(Vec::new(), Vec::new()),
+    }
 }
 
 /// Receive `replenish_units_per_second` units per merchant, in ten ticks a

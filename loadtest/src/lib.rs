@@ -25,11 +25,13 @@ use allocation::grpc::proto::allocation_service_client::AllocationServiceClient;
 use tonic::transport::Channel;
 
 /// Closed loop: a fixed number of requests in flight. Open loop: a fixed
-/// rate, whatever the latency.
+/// rate, whatever the latency. Stream: `AllocateStream`, one stream per
+/// connection, `concurrency` orders in flight across them.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Closed,
     Open,
+    Stream,
 }
 
 /// How much of each order the allocation answers carry (RULES §15).
@@ -61,13 +63,15 @@ pub struct Args {
     pub target: String,
     #[arg(long, value_enum, default_value_t = Mode::Closed)]
     pub mode: Mode,
-    /// Closed loop: requests in flight.
+    /// Closed loop: requests in flight. Stream: orders in flight, over all
+    /// streams.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Open loop: requests per second.
     #[arg(long, default_value_t = 10_000.0)]
     pub rate: f64,
-    /// gRPC connections the requests are spread over.
+    /// gRPC connections the requests are spread over (stream: one stream
+    /// on each).
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
     /// Stop after this long...

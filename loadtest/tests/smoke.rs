@@ -94,6 +94,19 @@ async fn open_loop_at_a_fixed_rate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocation_streams() {
+    check(&[
+        "--mode",
+        "stream",
+        "--concurrency",
+        "32",
+        "--connections",
+        "2",
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_budget_bounds_the_run() {
     let target = server().await;
     let report = loadtest::run(&args(
