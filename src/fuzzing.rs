@@ -89,7 +89,7 @@ pub fn data_dir_image(image: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The methods a request can be sent to: every unary RPC of the service
-/// (the change feed's stream never ends by itself).
+/// (the streams stay open until the client or the server ends them).
 pub fn unary_methods() -> &'static [(String, String)] {
     static METHODS: OnceLock<Vec<(String, String)>> = OnceLock::new();
     METHODS.get_or_init(|| {
