@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONCURRENCY=${CONCURRENCY:-64}
 BATCH=${BATCH:-100}
+# AllocateStream: orders in flight over all streams (one per connection).
+STREAM_IN_FLIGHT=${STREAM_IN_FLIGHT:-1024}
 WORK=$(mktemp -d /tmp/allocation-compare.XXXXXX)
 SERVICE_PORT=50171 REDIS_PORT=63791 PG_PORT=54391
 PIDS=()
@@ -78,6 +80,8 @@ URL_SERVICE=http://127.0.0.1:$SERVICE_PORT
     service always run service-unary-fsync-always --target $URL_SERVICE --concurrency "$CONCURRENCY" --batch-size 1
     service off run service-batch-fsync-off --target $URL_SERVICE --concurrency 4 --batch-size "$BATCH"
     service always run service-batch-fsync-always --target $URL_SERVICE --concurrency 4 --batch-size "$BATCH"
+    service off run service-stream-fsync-off --target $URL_SERVICE --mode stream --concurrency "$STREAM_IN_FLIGHT" --connections 4
+    service always run service-stream-fsync-always --target $URL_SERVICE --mode stream --concurrency "$STREAM_IN_FLIGHT" --connections 4
     run redis-unpipelined --target redis://127.0.0.1:$REDIS_PORT --concurrency "$CONCURRENCY" --batch-size 1
     run redis-pipelined --target redis://127.0.0.1:$REDIS_PORT --concurrency 4 --batch-size "$BATCH"
     run postgres --target "postgres://postgres@127.0.0.1:$PG_PORT/postgres" --concurrency "$CONCURRENCY" --batch-size 1
@@ -97,4 +101,6 @@ print('service batch (fsync off) / redis pipelined:   ', ratio('service-batch-fs
 print('service unary (fsync off) / redis unpipelined: ', ratio('service-unary-fsync-off', 'redis-unpipelined'))
 print('service unary (fsync always) / postgres:       ', ratio('service-unary-fsync-always', 'postgres'))
 print('service batch (fsync always) / postgres:       ', ratio('service-batch-fsync-always', 'postgres'))
+print('service stream / service unary (fsync off):    ', ratio('service-stream-fsync-off', 'service-unary-fsync-off'))
+print('service stream / service unary (fsync always): ', ratio('service-stream-fsync-always', 'service-unary-fsync-always'))
 PY
