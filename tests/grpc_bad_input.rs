@@ -477,6 +477,52 @@ async fn undecodable_requests_get_invalid_argument_and_change_nothing() {
     assert_eq!(stock(&mut client).await, (5, 0));
 }
 
+/// An allocation stream answers the orders before an undecodable message,
+/// then ends with INVALID_ARGUMENT and decides nothing after it.
+#[tokio::test]
+async fn an_undecodable_stream_message_ends_the_stream_with_invalid_argument() {
+    let server = start().await;
+    let mut client = server.client.clone();
+    set_stock(&mut client, "m", "a", "fc1", 5).await;
+    let message = |id: &str| {
+        prost::Message::encode_to_vec(&AllocateStreamRequest {
+            order: Some(order("m", id, &[("a", 1)])),
+            ..Default::default()
+        })
+    };
+    let messages = vec![message("first"), vec![0xFF; 12], message("o")];
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let mut results = grpc
+        .streaming(
+            tonic::Request::new(tokio_stream::iter(messages)),
+            "/allocation.v1.AllocationService/AllocateStream"
+                .parse()
+                .unwrap(),
+            RawCodec,
+        )
+        .await
+        .expect("the stream opens")
+        .into_inner();
+    let first: AllocateResult =
+        prost::Message::decode(&results.message().await.unwrap().unwrap()[..]).unwrap();
+    assert!(
+        matches!(first.outcome, Some(allocate_result::Outcome::State(ref s)) if s.order_id == "first")
+    );
+    let ended = results.message().await.expect_err("the stream ends");
+    assert_eq!(ended.code(), Code::InvalidArgument, "{ended:?}");
+    assert!(
+        !order_exists(&mut client, "o").await,
+        "nothing after it is decided"
+    );
+    assert_eq!(stock(&mut client).await, (5, 1));
+}
+
 #[tokio::test]
 async fn a_message_over_the_size_limit_gets_resource_exhausted() {
     let server = start_with(allocation::server::ServerOptions {
