@@ -16,6 +16,9 @@ CONCURRENCY=${CONCURRENCY:-64}
 BATCH=${BATCH:-100}
 # AllocateStream: orders in flight over all streams (one per connection).
 STREAM_IN_FLIGHT=${STREAM_IN_FLIGHT:-1024}
+# The service's answer view: the lean one by default, as the baselines answer
+# no more than where each order went (VIEW=full for the whole order state).
+VIEW=${VIEW:-decision}
 WORK=$(mktemp -d /tmp/allocation-compare.XXXXXX)
 SERVICE_PORT=50171 REDIS_PORT=63791 PG_PORT=54391
 PIDS=()
@@ -74,14 +77,14 @@ su postgres -c "$PG_BIN/initdb -D $WORK/pg -A trust -U postgres" >/dev/null
 su postgres -c "$PG_BIN/pg_ctl -D $WORK/pg -o '-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=200' -l $WORK/pg.log start" >/dev/null
 sleep 1
 
-URL_SERVICE=http://127.0.0.1:$SERVICE_PORT
+SERVICE_TARGET=(--target "http://127.0.0.1:$SERVICE_PORT" --view "$VIEW")
 {
-    service off run service-unary-fsync-off --target $URL_SERVICE --concurrency "$CONCURRENCY" --batch-size 1
-    service always run service-unary-fsync-always --target $URL_SERVICE --concurrency "$CONCURRENCY" --batch-size 1
-    service off run service-batch-fsync-off --target $URL_SERVICE --concurrency 4 --batch-size "$BATCH"
-    service always run service-batch-fsync-always --target $URL_SERVICE --concurrency 4 --batch-size "$BATCH"
-    service off run service-stream-fsync-off --target $URL_SERVICE --mode stream --concurrency "$STREAM_IN_FLIGHT" --connections 4
-    service always run service-stream-fsync-always --target $URL_SERVICE --mode stream --concurrency "$STREAM_IN_FLIGHT" --connections 4
+    service off run service-unary-fsync-off "${SERVICE_TARGET[@]}" --concurrency "$CONCURRENCY" --batch-size 1
+    service always run service-unary-fsync-always "${SERVICE_TARGET[@]}" --concurrency "$CONCURRENCY" --batch-size 1
+    service off run service-batch-fsync-off "${SERVICE_TARGET[@]}" --concurrency 4 --batch-size "$BATCH"
+    service always run service-batch-fsync-always "${SERVICE_TARGET[@]}" --concurrency 4 --batch-size "$BATCH"
+    service off run service-stream-fsync-off "${SERVICE_TARGET[@]}" --mode stream --concurrency "$STREAM_IN_FLIGHT" --connections 4
+    service always run service-stream-fsync-always "${SERVICE_TARGET[@]}" --mode stream --concurrency "$STREAM_IN_FLIGHT" --connections 4
     run redis-unpipelined --target redis://127.0.0.1:$REDIS_PORT --concurrency "$CONCURRENCY" --batch-size 1
     run redis-pipelined --target redis://127.0.0.1:$REDIS_PORT --concurrency 4 --batch-size "$BATCH"
     run postgres --target "postgres://postgres@127.0.0.1:$PG_PORT/postgres" --concurrency "$CONCURRENCY" --batch-size 1
