@@ -438,8 +438,11 @@ impl DecisionSnapshot {
     }
 }
 
-/// The ledger keys of an order's lines, in line order.
-pub(super) fn sku_keys(request: &OrderRequest) -> Vec<SkuKey> {
+/// The ledger keys of an order's lines, in line order: inline for up to
+/// four lines, so the common order allocates nothing for them.
+pub(super) type SkuKeys = SmallVec<[SkuKey; 4]>;
+
+pub(super) fn sku_keys(request: &OrderRequest) -> SkuKeys {
     request
         .lines
         .iter()

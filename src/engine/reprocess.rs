@@ -328,7 +328,7 @@ impl Engine {
             Some(Waiting {
                 purchase_time: order.request.purchase_time,
                 order_id: order.request.order_id.clone(),
-                skus: sku_keys(&order.request),
+                skus: sku_keys(&order.request).into_vec(),
                 holds_stock: !order.allocations.is_empty(),
                 may_ship_partially: order
                     .request
