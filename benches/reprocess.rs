@@ -1,7 +1,8 @@
 //! One reprocessing pass over 1,000,000 exception orders (1–5 lines,
 //! 100,000 SKUs, 10 FCs, Zipf popularity, stock for about half the demand),
-//! on a 1-thread and a 2-thread rayon pool; and `SimulateSettings` over a
-//! queue of 100,000 such orders.
+//! on a 1-thread and a 2-thread rayon pool; a pass over 1,000,000 orders of
+//! which one in a hundred waits; and `SimulateSettings` over a queue of
+//! 100,000 such orders.
 //! Run: `cargo bench --bench reprocess` (each pass sample rebuilds the
 //! engine, untimed; only the pass is timed; a simulation changes nothing,
 //! so one engine serves every sample). `REPROCESS_BENCH_ORDERS` and
@@ -155,6 +156,52 @@ fn reprocess_pass(c: &mut Criterion) {
     group.finish();
 }
 
+/// A pass over a book where few orders wait: `orders_count()` orders, one
+/// in a hundred waiting for a SKU with nothing on hand, the rest allocated.
+/// The pass starts from the waiting-order index, so its cost follows the
+/// waiting orders, not the book. Nothing changes, so one engine serves
+/// every sample.
+fn reprocess_pass_few_waiting(c: &mut Criterion) {
+    let orders = orders_count();
+    let engine = Engine::new(EngineConfig::default());
+    let merchant = MerchantId::new("m");
+    let changes: Vec<InventoryChange> = ["plenty", "none"]
+        .into_iter()
+        .map(|sku| InventoryChange {
+            sku: Sku::new(sku),
+            fc: FcId::new("fc-0"),
+            change: CountChange::Set(if sku == "plenty" { 4_000_000_000 } else { 0 }),
+        })
+        .collect();
+    engine
+        .update_inventory(&merchant, &changes, Timestamp::default())
+        .unwrap();
+    (0..orders).into_par_iter().for_each(|n| {
+        let sku = if n % 100 == 0 { "none" } else { "plenty" };
+        let request = OrderRequest::new(
+            merchant.clone(),
+            format!("o{n}").as_str().into(),
+            Timestamp::from_seconds(n as i64),
+            vec![OrderLine {
+                sku: Sku::new(sku),
+                quantity: 1,
+            }],
+        );
+        engine.allocate(request, Timestamp::default()).unwrap();
+    });
+    let waiting = orders.div_ceil(100);
+    let mut group = c.benchmark_group("reprocess_pass");
+    group.sample_size(10);
+    group.bench_function(format!("{orders}_orders_{waiting}_waiting"), |b| {
+        b.iter(|| {
+            let counts = engine.reprocess(None, Timestamp::default());
+            assert_eq!(counts.examined as usize, waiting);
+            counts
+        })
+    });
+    group.finish();
+}
+
 /// What turning partial shipments off would do to the whole waiting queue:
 /// the operator's question before changing the setting (RULES §11).
 fn simulate_settings(c: &mut Criterion) {
@@ -174,5 +221,10 @@ fn simulate_settings(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, reprocess_pass, simulate_settings);
+criterion_group!(
+    benches,
+    reprocess_pass,
+    reprocess_pass_few_waiting,
+    simulate_settings
+);
 criterion_main!(benches);

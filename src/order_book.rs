@@ -25,12 +25,23 @@ const SHARDS: usize = 1024;
 
 pub struct OrderBook {
     orders: DashMap<OrderKey, SharedOrder, foldhash::fast::RandomState>,
+    /// The keys of the orders waiting for stock (EXCEPTION or
+    /// PARTIALLY_ALLOCATED, not picked), kept as they enter and leave those
+    /// states (`note`), so a reprocessing pass starts from them instead of
+    /// scanning every order. Its locks are leaves: nothing else is locked
+    /// while one is held (an order's lock is held while it is taken).
+    /// As many shards as the book, for the same reason.
+    waiting: DashMap<OrderKey, (), foldhash::fast::RandomState>,
 }
 
 impl Default for OrderBook {
     fn default() -> Self {
         Self {
             orders: DashMap::with_hasher_and_shard_amount(
+                foldhash::fast::RandomState::default(),
+                SHARDS,
+            ),
+            waiting: DashMap::with_hasher_and_shard_amount(
                 foldhash::fast::RandomState::default(),
                 SHARDS,
             ),
@@ -70,13 +81,36 @@ impl OrderBook {
     /// Put an order in the book as it is, replacing any older version
     /// (returned): recovery only.
     pub fn restore(&self, order: Order) -> Option<Order> {
+        self.note(&order);
         match self.orders.entry(order.key()) {
-            Entry::Occupied(existing) => Some(std::mem::replace(&mut existing.get().lock(), order)),
+            Entry::Occupied(existing) => {
+                Some(std::mem::replace(&mut *existing.get().lock(), order))
+            }
             Entry::Vacant(vacant) => {
                 vacant.insert(Arc::new(Mutex::new(order)));
                 None
             }
         }
+    }
+
+    /// Keep the waiting-order index up to date after `order` changed: called
+    /// with the order's lock held, for every change, so an order's entry
+    /// comes and goes in the order of its changes.
+    pub fn note(&self, order: &Order) {
+        if order.status.awaits_stock() && !order.picked {
+            self.waiting.insert(order.key(), ());
+        } else {
+            self.waiting.remove(&order.key());
+        }
+    }
+
+    /// How many orders are in the waiting-order index.
+    pub fn waiting_count(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn is_indexed_waiting(&self, key: &OrderKey) -> bool {
+        self.waiting.contains_key(key)
     }
 
     pub fn len(&self) -> usize {
@@ -117,16 +151,21 @@ impl OrderBook {
         lock_in_key_order(candidates, keep)
     }
 
-    /// Visit every order on the rayon pool, keeping what `keep` returns.
-    /// For passes over the whole book: the scan itself runs in parallel.
-    pub fn par_filter_map<T: Send>(
+    /// Visit every order of the waiting-order index on the rayon pool,
+    /// keeping what `keep` returns. The keys are copied out first, so no
+    /// index lock is held while `keep` takes an order's lock.
+    pub fn par_filter_map_waiting<T: Send>(
         &self,
         keep: impl Fn(&SharedOrder) -> Option<T> + Sync,
     ) -> Vec<T> {
         use rayon::prelude::*;
-        self.orders
-            .par_iter()
-            .filter_map(|entry| keep(entry.value()))
+        let keys: Vec<OrderKey> = self
+            .waiting
+            .iter()
+            .map(|entry| entry.key().clone())
+            .collect();
+        keys.par_iter()
+            .filter_map(|key| keep(&self.get(key)?))
             .collect()
     }
 }

@@ -183,6 +183,12 @@ impl Engine {
     /// and published once numbered. Events are built only when the log
     /// keeps them (to replay the feed from) or someone listens.
     fn append(&self, effects: &[EffectRef<'_>], announce: impl FnOnce(&mut Vec<OrderEvent>)) {
+        // Every change of an order comes here, under the order's lock.
+        for effect in effects {
+            if let EffectRef::Order(order) = effect {
+                self.shared.orders.note(order);
+            }
+        }
         let log = self.shared.change_log.get();
         let listened = || self.shared.events.get().filter(|sink| sink.wants_events());
         let mut events = Vec::new();

@@ -102,8 +102,18 @@ impl Engine {
         let mut audit = Audit::default();
         let mut from_orders: HashMap<(SkuKey, FcId), (u64, u64)> = HashMap::new();
         let mut slots_held: HashMap<(FcId, OperationsDay), u32> = HashMap::new();
+        let mut waiting = 0;
         for shared in self.shared.orders.orders_of(None) {
             let order = shared.lock();
+            if order.status.awaits_stock() && !order.picked {
+                waiting += 1;
+                if !self.shared.orders.is_indexed_waiting(&order.key()) {
+                    audit.violations.push(format!(
+                        "order {} waits for stock but is not in the waiting index",
+                        order.request.order_id
+                    ));
+                }
+            }
             for slot in &order.extras().slots {
                 *slots_held.entry((slot.fc, slot.day)).or_default() += 1;
                 if !order.uses_fc(slot.fc) {
@@ -167,6 +177,12 @@ impl Engine {
                     day.date()
                 ));
             }
+        }
+        let indexed = self.shared.orders.waiting_count();
+        if indexed != waiting {
+            audit.violations.push(format!(
+                "{indexed} orders in the waiting index, {waiting} waiting for stock"
+            ));
         }
         for ((fc, day), held) in slots_held {
             audit.violations.push(format!(

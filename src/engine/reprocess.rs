@@ -312,7 +312,7 @@ impl Engine {
         settings: &'m SettingsTable,
         merchant: Option<&MerchantId>,
     ) -> Vec<Waiting<'m>> {
-        self.shared.orders.par_filter_map(|shared| {
+        self.shared.orders.par_filter_map_waiting(|shared| {
             let order = shared.lock();
             let in_scope = merchant.is_none_or(|m| &order.request.merchant_id == m);
             if !in_scope || !order.status.awaits_stock() || order.picked {
