@@ -97,7 +97,7 @@ impl OrderBook {
     /// with the order's lock held, for every change, so an order's entry
     /// comes and goes in the order of its changes.
     pub fn note(&self, order: &Order) {
-        if order.status.awaits_stock() && !order.picked {
+        if order.waits_for_stock() {
             self.waiting.insert(order.key(), ());
         } else {
             self.waiting.remove(&order.key());

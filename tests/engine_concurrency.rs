@@ -42,24 +42,29 @@ fn order(thread: usize, n: usize, rng: &mut u64) -> OrderRequest {
     }
 }
 
-#[test]
-fn racing_allocations_never_over_reserve() {
-    let engine = Engine::new(EngineConfig {
-        stripe_count: 4,
-        ..EngineConfig::default()
-    });
+/// Apply `change` to every (SKU, FC) cell of the tests' catalogue.
+fn change_every_cell(engine: &Engine, change: CountChange) {
     let changes: Vec<InventoryChange> = (0..SKUS)
         .flat_map(|sku| {
             (0..FCS).map(move |fc| InventoryChange {
                 sku: format!("sku-{sku}").as_str().into(),
                 fc: FcId::new(&format!("fc-{fc}")),
-                change: CountChange::Set(UNITS_PER_CELL),
+                change,
             })
         })
         .collect();
     engine
         .update_inventory(&"m".into(), &changes, Timestamp::default())
         .unwrap();
+}
+
+#[test]
+fn racing_allocations_never_over_reserve() {
+    let engine = Engine::new(EngineConfig {
+        stripe_count: 4,
+        ..EngineConfig::default()
+    });
+    change_every_cell(&engine, CountChange::Set(UNITS_PER_CELL));
     let allocated_units = Arc::new(AtomicU64::new(0));
 
     std::thread::scope(|scope| {
@@ -316,21 +321,7 @@ fn reprocessing_while_orders_come_and_go_does_not_deadlock() {
         stripe_count: 4,
         ..EngineConfig::default()
     });
-    let receive = |engine: &Engine, units: i64| {
-        let changes: Vec<InventoryChange> = (0..SKUS)
-            .flat_map(|sku| {
-                (0..FCS).map(move |fc| InventoryChange {
-                    sku: format!("sku-{sku}").as_str().into(),
-                    fc: FcId::new(&format!("fc-{fc}")),
-                    change: CountChange::Adjust(units),
-                })
-            })
-            .collect();
-        engine
-            .update_inventory(&"m".into(), &changes, Timestamp::default())
-            .unwrap();
-    };
-    receive(&engine, 1);
+    change_every_cell(&engine, CountChange::Adjust(1));
     let (done, finished) = std::sync::mpsc::channel();
     let worker = engine.clone();
     std::thread::spawn(move || {
@@ -355,7 +346,7 @@ fn reprocessing_while_orders_come_and_go_does_not_deadlock() {
             let (engine, allocating) = (worker.clone(), &allocating);
             scope.spawn(move || {
                 while allocating.load(Ordering::Relaxed) > 0 {
-                    receive(&engine, 1);
+                    change_every_cell(&engine, CountChange::Adjust(1));
                     engine.reprocess(None, Timestamp::default());
                 }
             });

@@ -420,7 +420,10 @@ impl tonic::codec::Codec for RawCodec {
     }
 }
 
-async fn send_raw(address: std::net::SocketAddr, method: &str, body: Vec<u8>) -> tonic::Status {
+/// A generic gRPC client to the server at `address`, ready to send.
+async fn raw_client(
+    address: std::net::SocketAddr,
+) -> tonic::client::Grpc<tonic::transport::Channel> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
         .unwrap()
         .connect()
@@ -428,6 +431,11 @@ async fn send_raw(address: std::net::SocketAddr, method: &str, body: Vec<u8>) ->
         .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
+    grpc
+}
+
+async fn send_raw(address: std::net::SocketAddr, method: &str, body: Vec<u8>) -> tonic::Status {
+    let mut grpc = raw_client(address).await;
     let path = format!("/allocation.v1.AllocationService/{method}");
     match grpc
         .unary(tonic::Request::new(body), path.parse().unwrap(), RawCodec)
@@ -491,14 +499,8 @@ async fn an_undecodable_stream_message_ends_the_stream_with_invalid_argument() {
         })
     };
     let messages = vec![message("first"), vec![0xFF; 12], message("o")];
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.address))
-        .unwrap()
-        .connect()
+    let mut results = raw_client(server.address)
         .await
-        .unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.unwrap();
-    let mut results = grpc
         .streaming(
             tonic::Request::new(tokio_stream::iter(messages)),
             "/allocation.v1.AllocationService/AllocateStream"

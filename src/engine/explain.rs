@@ -145,8 +145,6 @@ impl Engine {
     fn lock_waiting(&self, merchant: &Merchant) -> Vec<OrderGuard> {
         self.shared
             .orders
-            .lock_matching(&merchant.merchant_id, |order| {
-                order.status.awaits_stock() && !order.picked
-            })
+            .lock_matching(&merchant.merchant_id, |order| order.waits_for_stock())
     }
 }

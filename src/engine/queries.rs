@@ -105,7 +105,7 @@ impl Engine {
         let mut waiting = 0;
         for shared in self.shared.orders.orders_of(None) {
             let order = shared.lock();
-            if order.status.awaits_stock() && !order.picked {
+            if order.waits_for_stock() {
                 waiting += 1;
                 if !self.shared.orders.is_indexed_waiting(&order.key()) {
                     audit.violations.push(format!(

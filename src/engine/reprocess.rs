@@ -185,7 +185,7 @@ impl Engine {
         now: Timestamp,
     ) -> OrderStatus {
         let mut order = shared.lock();
-        if !order.status.awaits_stock() || order.picked {
+        if !order.waits_for_stock() {
             return order.status;
         }
         let mut locked = self.shared.ledger.lock(keys);
@@ -315,7 +315,7 @@ impl Engine {
         self.shared.orders.par_filter_map_waiting(|shared| {
             let order = shared.lock();
             let in_scope = merchant.is_none_or(|m| &order.request.merchant_id == m);
-            if !in_scope || !order.status.awaits_stock() || order.picked {
+            if !in_scope || !order.waits_for_stock() {
                 return None;
             }
             let merchant = match settings.get(&order.request.merchant_id) {

@@ -277,6 +277,12 @@ impl Order {
             .any(|allocation| Some(allocation.fc) != first)
     }
 
+    /// Whether a reprocessing pass decides the order again: it waits for
+    /// stock and is not picked (a picked order's units are frozen).
+    pub fn waits_for_stock(&self) -> bool {
+        self.status.awaits_stock() && !self.picked
+    }
+
     /// Whether the order holds units at `fc` now, or shipped some from it.
     pub fn uses_fc(&self, fc: FcId) -> bool {
         self.allocations
