@@ -399,6 +399,11 @@ async fn operate(
     }
 }
 
+/// A worker's own random sequence, derived from the run's seed.
+fn worker_rng(seed: u64, worker: usize) -> Rng {
+    Rng(seed ^ (worker as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
 /// Take one request from the shared budget; false when it is spent.
 fn take(budget: &AtomicU64) -> bool {
     budget
@@ -438,8 +443,7 @@ pub async fn drive(
                 let mut client = clients[worker % clients.len()].clone();
                 workers.push(tokio::spawn(async move {
                     let mut tally = Tally::new();
-                    let mut rng =
-                        Rng(args.seed ^ (worker as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let mut rng = worker_rng(args.seed, worker);
                     let mut sequence = 0;
                     while Instant::now() < deadline && take(&budget) {
                         operate(
@@ -549,7 +553,7 @@ async fn stream(
     let sender = tokio::spawn({
         let unanswered = Arc::clone(&unanswered);
         async move {
-            let mut rng = Rng(args.seed ^ (worker as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = worker_rng(args.seed, worker);
             let mut sequence = 0u64;
             while Instant::now() < deadline && take(&budget) {
                 let Ok(permit) = unanswered.acquire().await else {
